@@ -1,0 +1,268 @@
+"""The graph IR: a small class wrapping a private networkx multigraph.
+
+Node = one op (a frozen pydantic model) + an optional value name + the source span it came
+from; node ids are integers that never change once given, so weights keyed by id survive
+rewrites. Edge = tensor flow ``src -> dst`` carrying the input ``port`` of ``dst`` (argument
+order matters for concat, convex, weighted_sum, mixed). A multigraph, because ``add(x, x)``
+has two edges between the same pair of nodes.
+
+Editing methods exist for builders and for rewrites working on their own ``copy()``: a
+rewrite never edits the graph it was given.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import networkx as nx
+
+from .errors import Span, VerifyError
+from .ops import OpBase, Shape
+
+if TYPE_CHECKING:
+    from .stats import GraphStats
+
+NodeId = int
+
+
+@dataclass(frozen=True)
+class Node:
+    id: NodeId
+    op: OpBase
+    name: str | None = None
+    span: Span | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.op.kind  # type: ignore[attr-defined]
+
+    def describe(self) -> str:
+        """How error messages name a node: ``n7 (conv 'stem')``."""
+        label = f" '{self.name}'" if self.name else ""
+        return f"n{self.id} ({self.kind}{label})"
+
+
+class Graph:
+    """A DAG of ops. Read API is cheap and cached; every edit clears the caches."""
+
+    def __init__(self) -> None:
+        self._g: nx.MultiDiGraph = nx.MultiDiGraph()
+        self._next_id: NodeId = 0
+        self._cache: dict[str, object] = {}
+        #: where the genome came from, for error messages ("<genome>" or a file path)
+        self.source_name: str = "<genome>"
+
+    # ------------------------------------------------------------------ editing
+    def add(
+        self,
+        op: OpBase,
+        inputs: Sequence[NodeId] = (),
+        *,
+        name: str | None = None,
+        span: Span | None = None,
+        node_id: NodeId | None = None,
+    ) -> NodeId:
+        """Add a node fed by ``inputs`` (in port order) and return its id."""
+        nid = self._next_id if node_id is None else node_id
+        if nid in self._g:
+            raise ValueError(f"node id {nid} already exists")
+        self._next_id = max(self._next_id, nid + 1)
+        self._g.add_node(nid, node=Node(nid, op, name, span))
+        for port, src in enumerate(inputs):
+            if src not in self._g:
+                raise ValueError(f"input n{src} of new node does not exist")
+            self._g.add_edge(src, nid, key=port, port=port)
+        self._cache.clear()
+        return nid
+
+    def remove(self, nid: NodeId) -> None:
+        """Remove a node and all its edges (users must be rewired first by the caller)."""
+        self._g.remove_node(nid)
+        self._cache.clear()
+
+    def set_op(self, nid: NodeId, op: OpBase) -> None:
+        old = self.node(nid)
+        self._g.nodes[nid]["node"] = Node(nid, op, old.name, old.span)
+        self._cache.clear()
+
+    def set_name(self, nid: NodeId, name: str | None) -> None:
+        old = self.node(nid)
+        self._g.nodes[nid]["node"] = Node(nid, old.op, name, old.span)
+        self._cache.clear()
+
+    def set_inputs(self, nid: NodeId, inputs: Sequence[NodeId]) -> None:
+        """Replace all inputs of ``nid`` by ``inputs`` in port order."""
+        for src, _, key in list(self._g.in_edges(nid, keys=True)):
+            self._g.remove_edge(src, nid, key=key)
+        for port, src in enumerate(inputs):
+            self._g.add_edge(src, nid, key=port, port=port)
+        self._cache.clear()
+
+    def replace_uses(self, old: NodeId, new: NodeId, *, keep: Iterable[NodeId] = ()) -> None:
+        """Make every user of ``old`` (except those in ``keep``) read ``new`` instead."""
+        keep_set = set(keep)
+        for user, port in self.users(old):
+            if user in keep_set:
+                continue
+            inputs = self.inputs(user)
+            inputs[port] = new
+            self.set_inputs(user, inputs)
+
+    def new_id(self) -> NodeId:
+        """The id the next ``add`` will use."""
+        return self._next_id
+
+    def copy(self) -> Graph:
+        other = Graph()
+        other._g = self._g.copy()
+        other._next_id = self._next_id
+        other.source_name = self.source_name
+        return other
+
+    # ------------------------------------------------------------------ reading
+    def __len__(self) -> int:
+        return self._g.number_of_nodes()
+
+    def __contains__(self, nid: object) -> bool:
+        return nid in self._g
+
+    def __iter__(self) -> Iterator[NodeId]:
+        return iter(self.order())
+
+    def node(self, nid: NodeId) -> Node:
+        try:
+            return self._g.nodes[nid]["node"]
+        except KeyError:
+            raise KeyError(f"no node n{nid} in the graph") from None
+
+    def op(self, nid: NodeId) -> OpBase:
+        return self.node(nid).op
+
+    def kind(self, nid: NodeId) -> str:
+        return self.node(nid).kind
+
+    def nodes(self) -> list[Node]:
+        """All nodes in deterministic topological order."""
+        return [self.node(n) for n in self.order()]
+
+    def inputs(self, nid: NodeId) -> list[NodeId]:
+        """Producers of ``nid``'s inputs, sorted by port."""
+        edges = sorted((d["port"], src) for src, _, d in self._g.in_edges(nid, data=True))
+        return [src for _, src in edges]
+
+    def in_ports(self, nid: NodeId) -> list[int]:
+        return sorted(d["port"] for _, _, d in self._g.in_edges(nid, data=True))
+
+    def users(self, nid: NodeId) -> list[tuple[NodeId, int]]:
+        """``(consumer, port)`` pairs reading ``nid``, sorted."""
+        return sorted((dst, d["port"]) for _, dst, d in self._g.out_edges(nid, data=True))
+
+    def user_ids(self, nid: NodeId) -> list[NodeId]:
+        return sorted({dst for dst, _ in self.users(nid)})
+
+    def edges(self) -> list[tuple[NodeId, NodeId, int]]:
+        """``(src, dst, port)`` for every edge, sorted."""
+        return sorted((s, t, d["port"]) for s, t, d in self._g.edges(data=True))
+
+    def order(self) -> list[NodeId]:
+        """Deterministic topological order (smallest id first among the ready nodes)."""
+        if "order" not in self._cache:
+            try:
+                self._cache["order"] = list(nx.lexicographical_topological_sort(self._g))
+            except nx.NetworkXUnfeasible:
+                cycle = nx.find_cycle(self._g)
+                names = " -> ".join(self.node(s).describe() for s, *_ in cycle)
+                raise VerifyError(f"the graph has a cycle: {names}") from None
+        return list(self._cache["order"])  # type: ignore[arg-type]
+
+    def input_node(self) -> NodeId:
+        found = [n for n in self.order() if self.kind(n) == "input"]
+        if len(found) != 1:
+            raise VerifyError(
+                f"a genome needs exactly one input, found {len(found)}",
+                hint="declare the input once, e.g. `input 3x32x32`",
+            )
+        return found[0]
+
+    def output_node(self) -> NodeId:
+        """The main output: the one sink that is not an auxiliary output."""
+        sinks = [n for n in self.order() if self._g.out_degree(n) == 0 and self.kind(n) != "aux"]
+        if len(sinks) != 1:
+            described = ", ".join(self.node(n).describe() for n in sinks) or "none"
+            span = self.node(sinks[0]).span if len(sinks) > 1 else None
+            raise VerifyError(
+                f"a genome needs exactly one output, found {len(sinks)}: {described}",
+                span=span,
+                hint="every value except the last must be used, or marked as an auxiliary output with `aux`",
+            )
+        return sinks[0]
+
+    def aux_outputs(self) -> list[NodeId]:
+        return [n for n in self.order() if self.kind(n) == "aux"]
+
+    def find(self, name: str) -> NodeId:
+        """Node id from a user's reference: ``n7``, ``7`` or a value name."""
+        text = name.strip()
+        if text.startswith("n") and text[1:].isdigit():
+            text = text[1:]
+        if text.isdigit() and int(text) in self._g:
+            return int(text)
+        for node in self.nodes():
+            if node.name == name:
+                return node.id
+        raise KeyError(name)
+
+    def histogram(self) -> dict[str, int]:
+        return dict(sorted(Counter(self.kind(n) for n in self.order()).items()))
+
+    # ------------------------------------------------------------------ passes (cached)
+    def shapes(self) -> dict[NodeId, Shape]:
+        """Output shape of every node (raises ShapeError naming the node)."""
+        if "shapes" not in self._cache:
+            from .shapes import infer_shapes
+
+            self._cache["shapes"] = infer_shapes(self)
+        return dict(self._cache["shapes"])  # type: ignore[arg-type]
+
+    def input_shapes(self, nid: NodeId) -> list[Shape]:
+        shapes = self.shapes()
+        return [shapes[i] for i in self.inputs(nid)]
+
+    def stats(self) -> GraphStats:
+        if "stats" not in self._cache:
+            from .stats import compute_stats
+
+            self._cache["stats"] = compute_stats(self)
+        return self._cache["stats"]  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ identity
+    def relabeled(self) -> tuple[Graph, dict[NodeId, NodeId]]:
+        """A copy whose ids are 0..n-1 in topological order, and the old -> new id map.
+
+        This is the numbering ``parse(print(g))`` produces, so weights keyed by ``g``'s ids
+        can be carried over to a re-parsed genome with the returned map.
+        """
+        mapping = {old: new for new, old in enumerate(self.order())}
+        out = Graph()
+        out.source_name = self.source_name
+        for old in self.order():
+            node = self.node(old)
+            out.add(node.op, [mapping[i] for i in self.inputs(old)], name=node.name, span=node.span)
+        return out, mapping
+
+    def structure(self) -> tuple:
+        """A hashable value equal for graphs with the same ops, names and wiring (ids and spans ignored)."""
+        mapping = {old: new for new, old in enumerate(self.order())}
+        return tuple(
+            (self.node(n).op, self.node(n).name, tuple(mapping[i] for i in self.inputs(n)))
+            for n in self.order()
+        )
+
+    def same_structure(self, other: Graph) -> bool:
+        return self.structure() == other.structure()
+
+    def __repr__(self) -> str:
+        return f"<Graph {len(self)} nodes>"

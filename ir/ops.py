@@ -1,0 +1,551 @@
+"""The op set of the genomorph IR: one frozen pydantic model per op kind.
+
+Shapes exclude the batch dimension: images are ``(C, H, W)``, vectors ``(F,)``.
+Every op declares its own rules, so a pass never needs an ``if kind == ...`` chain:
+
+- ``arity``: how many inputs it takes (``(min, max)``, ``max=None`` for "any");
+- ``out_shape(ins)``: output shape from input shapes, raising :class:`ShapeMismatch`;
+- ``param_shapes(ins)`` / ``buffer_shapes(ins)``: trainable tensors and state, by the exact
+  names the lowered torch module uses in its ``state_dict`` (weights travel keyed by them);
+- ``macs(ins, out)``: multiply-accumulates of conv and linear layers, as
+  ``torch.utils.flop_counter`` counts them (FLOPs / 2); elementwise work counts zero.
+
+Op semantics (input -> output):
+
+- ``input(shape)``: no inputs; the network input.
+- ``conv(channels, kernel, stride, padding, dilation, groups, bias)``: 2-D convolution;
+  ``padding=None`` means ``dilation*(kernel-1)//2`` ("same" at stride 1 for odd kernels).
+- ``sep_conv(channels, kernel, stride, padding, dilation, bias)``: depthwise conv
+  (``groups=C_in``, no bias) then pointwise 1x1 conv to ``channels`` (bias as given).
+- ``bn(affine, eps, momentum)``: batch norm over channels (1-D for vectors, 2-D for images).
+- ``relu sigmoid tanh swish gelu identity``: elementwise.
+- ``maxpool/avgpool(kernel, stride, padding)``: ``stride=None`` means ``stride=kernel``.
+- ``gap``: global average pool, ``(C, H, W) -> (C,)``.  ``flatten``: ``(C, H, W) -> (C*H*W,)``.
+- ``linear(features, bias)``: ``(F,) -> (features,)``.  ``dropout(p)``: identity in eval mode.
+- ``zero(stride)``: zeros shaped like the input subsampled by ``stride`` (DARTS "none").
+- ``factorized_reduce(channels, affine)``: two 1x1 stride-2 convs on the input and on the
+  input shifted by one pixel, concatenated, then batch norm (DARTS' FactorizedReduce minus ReLU).
+- ``add``: sum of >= 2 equal shapes.  ``concat(downsample)``: along channels (features for
+  vectors); with ``downsample`` larger inputs are max-pooled by 2 or 4 to the smallest size.
+- ``convex(init)``: ``lam*a + (1-lam)*b`` with a learnable scalar ``lam`` (starts at ``init``).
+- ``weighted_sum(alpha)``: ``alpha*a + (1-alpha)*b`` with a fixed ``alpha`` (split-up).
+- ``mixed(group, row, labels)``: DARTS mixed op: ``sum_i softmax(arch[group][row])_i * x_i`` over
+  its candidate inputs; architecture parameters are shared by all mixed ops of a group and row.
+- ``aux(weight)``: marks an auxiliary output (e.g. DARTS' auxiliary head) with its loss weight.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+
+Shape = tuple[int, ...]
+
+
+class ShapeMismatch(ValueError):
+    """An op cannot take these input shapes; carries a hint for the user."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def _fmt(shape: Shape) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def _need_image(kind: str, shape: Shape) -> tuple[int, int, int]:
+    if len(shape) != 3:
+        raise ShapeMismatch(
+            f"{kind} needs an image input (C x H x W) but gets a vector of {_fmt(shape)}",
+            "put it before gap/flatten, or use linear for vectors",
+        )
+    return shape  # type: ignore[return-value]
+
+
+def _need_vector(kind: str, shape: Shape) -> int:
+    if len(shape) != 1:
+        raise ShapeMismatch(
+            f"{kind} needs a vector input but gets an image of {_fmt(shape)}",
+            "insert gap or flatten before it",
+        )
+    return shape[0]
+
+
+def _conv_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+class OpBase(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: (min, max) number of inputs; max None = unbounded.
+    arity: ClassVar[tuple[int, int | None]] = (1, 1)
+    #: fields the printer writes positionally, in this order (the rest as keywords).
+    positional: ClassVar[tuple[str, ...]] = ()
+    #: is this op a merge of several values (printed as a call on names).
+    is_merge: ClassVar[bool] = False
+
+    def out_shape(self, ins: list[Shape]) -> Shape:
+        return ins[0]
+
+    def param_shapes(self, ins: list[Shape]) -> dict[str, Shape]:
+        return {}
+
+    def buffer_shapes(self, ins: list[Shape]) -> dict[str, Shape]:
+        return {}
+
+    def macs(self, ins: list[Shape], out: Shape) -> int:
+        return 0
+
+    def arguments(self) -> dict[str, object]:
+        """Fields that differ from their defaults, in declaration order (for the printer)."""
+        out: dict[str, object] = {}
+        for name, field in type(self).model_fields.items():
+            if name == "kind":
+                continue
+            value = getattr(self, name)
+            if name in self.positional or value != field.default:
+                out[name] = value
+        return out
+
+
+def _positive(v: int) -> int:
+    if v < 1:
+        raise ValueError("must be a positive integer")
+    return v
+
+
+class Input(OpBase):
+    kind: Literal["input"] = "input"
+    shape: tuple[int, ...]
+    arity: ClassVar[tuple[int, int | None]] = (0, 0)
+    positional: ClassVar[tuple[str, ...]] = ("shape",)
+
+    @field_validator("shape")
+    @classmethod
+    def _check_shape(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if len(v) not in (1, 3) or any(d < 1 for d in v):
+            raise ValueError("input shape must be C x H x W or a feature count, all positive")
+        return v
+
+    def out_shape(self, ins: list[Shape]) -> Shape:
+        return self.shape
+
+
+class Conv(OpBase):
+    kind: Literal["conv"] = "conv"
+    channels: int
+    kernel: int = 3
+    stride: int = 1
+    padding: int | None = None
+    dilation: int = 1
+    groups: int = 1
+    bias: bool = True
+    positional: ClassVar[tuple[str, ...]] = ("channels", "kernel")
+
+    _pos = field_validator("channels", "kernel", "stride", "dilation", "groups")(_positive)
+
+    @property
+    def pad(self) -> int:
+        return self.dilation * (self.kernel - 1) // 2 if self.padding is None else self.padding
+
+    def out_shape(self, ins: list[Shape]) -> Shape:
+        c, h, w = _need_image(self.kind, ins[0])
+        if c % self.groups or self.channels % self.groups:
+            raise ShapeMismatch(
+                f"conv groups={self.groups} must divide both input channels {c} and output channels {self.channels}"
+            )
+        oh = _conv_size(h, self.kernel, self.stride, self.pad, self.dilation)
+        ow = _conv_size(w, self.kernel, self.stride, self.pad, self.dilation)
+        if oh < 1 or ow < 1:
+            raise ShapeMismatch(
+                f"conv kernel {self.kernel} (dilation {self.dilation}) does not fit the {h}x{w} input",
+                "use a smaller kernel, more padding, or fewer downsampling steps before it",
+            )
+        return (self.channels, oh, ow)
+
+    def param_shapes(self, ins: list[Shape]) -> dict[str, Shape]:
+        c = ins[0][0]
+        shapes: dict[str, Shape] = {"weight": (self.channels, c // self.groups, self.kernel, self.kernel)}
+        if self.bias:
+            shapes["bias"] = (self.channels,)
+        return shapes
+
+    def macs(self, ins: list[Shape], out: Shape) -> int:
+        return math.prod(out) * (ins[0][0] // self.groups) * self.kernel * self.kernel
+
+
+class SepConv(OpBase):
+    kind: Literal["sep_conv"] = "sep_conv"
+    channels: int
+    kernel: int = 3
+    stride: int = 1
+    padding: int | None = None
+    dilation: int = 1
+    bias: bool = True
+    positional: ClassVar[tuple[str, ...]] = ("channels", "kernel")
+
+    _pos = field_validator("channels", "kernel", "stride", "dilation")(_positive)
+
+    @property
+    def pad(self) -> int:
+        return self.dilation * (self.kernel - 1) // 2 if self.padding is None else self.padding
+
+    def out_shape(self, ins: list[Shape]) -> Shape:
+        _, h, w = _need_image(self.kind, ins[0])
+        oh = _conv_size(h, self.kernel, self.stride, self.pad, self.dilation)
+        ow = _conv_size(w, self.kernel, self.stride, self.pad, self.dilation)
+        if oh < 1 or ow < 1:
+            raise ShapeMismatch(f"sep_conv kernel {self.kernel} does not fit the {h}x{w} input")
+        return (self.channels, oh, ow)
+
+    def param_shapes(self, ins: list[Shape]) -> dict[str, Shape]:
+        c = ins[0][0]
+        shapes: dict[str, Shape] = {
+            "depthwise.weight": (c, 1, self.kernel, self.kernel),
+            "pointwise.weight": (self.channels, c, 1, 1),
+        }
+        if self.bias:
+            shapes["pointwise.bias"] = (self.channels,)
+        return shapes
+
+    def macs(self, ins: list[Shape], out: Shape) -> int:
+        c = ins[0][0]
+        spatial = out[1] * out[2]
+        return spatial * c * self.kernel * self.kernel + spatial * c * self.channels
+
+
+class BatchNorm(OpBase):
+    kind: Literal["bn"] = "bn"
+    affine: bool = True
+    eps: float = 1e-5
+    momentum: float = 0.1
+
+    def out_shape(self, ins: list[Shape]) -> Shape:
+        return ins[0]
+
+    def param_shapes(self, ins: list[Shape]) -> dict[str, Shape]:
+        c = ins[0][0]
+        return {"weight": (c,), "bias": (c,)} if self.affine else {}
+
+    def buffer_shapes(self, ins: list[Shape]) -> dict[str, Shape]:
+        c = ins[0][0]
+        return {"running_mean": (c,), "running_var": (c,), "num_batches_tracked": ()}
+
+
+class Relu(OpBase):
+    kind: Literal["relu"] = "relu"
+
+
+class Sigmoid(OpBase):
+    kind: Literal["sigmoid"] = "sigmoid"
+
+
+class Tanh(OpBase):
+    kind: Literal["tanh"] = "tanh"
+
+
+class Swish(OpBase):
+    kind: Literal["swish"] = "swish"
+
+
+class Gelu(OpBase):
+    kind: Literal["gelu"] = "gelu"
+
+
+class Identity(OpBase):
+    kind: Literal["identity"] = "identity"
+
+
+class _Pool(OpBase):
+    kernel: int = 2
+    stride: int | None = None
+    padding: int = 0
+    positional: ClassVar[tuple[str, ...]] = ("kernel",)
+
+    _pos = field_validator("kernel")(_positive)
+
+    @property
+    def step(self) -> int:
+        return self.kernel if self.stride is None else self.stride
+
+    def out_shape(self, ins: list[Shape]) -> Shape:
+        c, h, w = _need_image(self.kind, ins[0])
+        if self.padding * 2 > self.kernel:
+            raise ShapeMismatch(
+                f"{self.kind} padding {self.padding} must be at most half the kernel {self.kernel}"
+            )
+        oh = _conv_size(h, self.kernel, self.step, self.padding, 1)
+        ow = _conv_size(w, self.kernel, self.step, self.padding, 1)
+        if oh < 1 or ow < 1:
+            raise ShapeMismatch(
+                f"{self.kind} kernel {self.kernel} does not fit the {h}x{w} input",
+                "remove a downsampling step before it or use a smaller kernel",
+            )
+        return (c, oh, ow)
+
+
+class MaxPool(_Pool):
+    kind: Literal["maxpool"] = "maxpool"
+
+
+class AvgPool(_Pool):
+    kind: Literal["avgpool"] = "avgpool"
+    count_include_pad: bool = True
+
+
+class GlobalAvgPool(OpBase):
+    kind: Literal["gap"] = "gap"
+
+    def out_shape(self, ins: list[Shape]) -> Shape:
+        c, _, _ = _need_image(self.kind, ins[0])
+        return (c,)
+
+
+class Flatten(OpBase):
+    kind: Literal["flatten"] = "flatten"
+
+    def out_shape(self, ins: list[Shape]) -> Shape:
+        return (math.prod(ins[0]),)
+
+
+class Linear(OpBase):
+    kind: Literal["linear"] = "linear"
+    features: int
+    bias: bool = True
+    positional: ClassVar[tuple[str, ...]] = ("features",)
+
+    _pos = field_validator("features")(_positive)
+
+    def out_shape(self, ins: list[Shape]) -> Shape:
+        _need_vector(self.kind, ins[0])
+        return (self.features,)
+
+    def param_shapes(self, ins: list[Shape]) -> dict[str, Shape]:
+        shapes: dict[str, Shape] = {"weight": (self.features, ins[0][0])}
+        if self.bias:
+            shapes["bias"] = (self.features,)
+        return shapes
+
+    def macs(self, ins: list[Shape], out: Shape) -> int:
+        return ins[0][0] * self.features
+
+
+class Dropout(OpBase):
+    kind: Literal["dropout"] = "dropout"
+    p: float = 0.5
+    positional: ClassVar[tuple[str, ...]] = ("p",)
+
+    @field_validator("p")
+    @classmethod
+    def _prob(cls, v: float) -> float:
+        if not 0.0 <= v < 1.0:
+            raise ValueError("dropout probability must be in [0, 1)")
+        return v
+
+
+class Zero(OpBase):
+    kind: Literal["zero"] = "zero"
+    stride: int = 1
+
+    _pos = field_validator("stride")(_positive)
+
+    def out_shape(self, ins: list[Shape]) -> Shape:
+        if self.stride == 1:
+            return ins[0]
+        c, h, w = _need_image(self.kind, ins[0])
+        return (c, -(-h // self.stride), -(-w // self.stride))
+
+
+class FactorizedReduce(OpBase):
+    kind: Literal["factorized_reduce"] = "factorized_reduce"
+    channels: int
+    affine: bool = True
+    positional: ClassVar[tuple[str, ...]] = ("channels",)
+
+    @field_validator("channels")
+    @classmethod
+    def _even(cls, v: int) -> int:
+        if v < 2 or v % 2:
+            raise ValueError("factorized_reduce needs an even number of output channels")
+        return v
+
+    def out_shape(self, ins: list[Shape]) -> Shape:
+        _, h, w = _need_image(self.kind, ins[0])
+        if h % 2 or w % 2 or h < 2:
+            raise ShapeMismatch(f"factorized_reduce needs even height and width, got {h}x{w}")
+        return (self.channels, h // 2, w // 2)
+
+    def param_shapes(self, ins: list[Shape]) -> dict[str, Shape]:
+        c, half = ins[0][0], self.channels // 2
+        shapes: dict[str, Shape] = {"conv_1.weight": (half, c, 1, 1), "conv_2.weight": (half, c, 1, 1)}
+        if self.affine:
+            shapes |= {"bn.weight": (self.channels,), "bn.bias": (self.channels,)}
+        return shapes
+
+    def buffer_shapes(self, ins: list[Shape]) -> dict[str, Shape]:
+        c = self.channels
+        return {"bn.running_mean": (c,), "bn.running_var": (c,), "bn.num_batches_tracked": ()}
+
+    def macs(self, ins: list[Shape], out: Shape) -> int:
+        return out[1] * out[2] * ins[0][0] * self.channels
+
+
+def _same_shapes(kind: str, ins: list[Shape]) -> Shape:
+    first = ins[0]
+    for i, shape in enumerate(ins[1:], start=1):
+        if shape != first:
+            what = "channel" if shape[1:] == first[1:] else "shape"
+            raise ShapeMismatch(
+                f"{kind} inputs must have the same shape: input 0 is {_fmt(first)} but input {i} is {_fmt(shape)} ({what} mismatch)",
+                "make both branches end with the same number of channels and the same spatial size",
+            )
+    return first
+
+
+class Add(OpBase):
+    kind: Literal["add"] = "add"
+    arity: ClassVar[tuple[int, int | None]] = (2, None)
+    is_merge: ClassVar[bool] = True
+
+    def out_shape(self, ins: list[Shape]) -> Shape:
+        return _same_shapes(self.kind, ins)
+
+
+class Concat(OpBase):
+    kind: Literal["concat"] = "concat"
+    downsample: bool = False
+    arity: ClassVar[tuple[int, int | None]] = (2, None)
+    is_merge: ClassVar[bool] = True
+
+    def pool_factors(self, ins: list[Shape]) -> list[int]:
+        """Max-pool factor applied to each input before concatenation (1 = untouched)."""
+        if len(ins[0]) == 1:
+            if any(len(s) != 1 for s in ins):
+                raise ShapeMismatch("concat cannot mix vectors and images")
+            return [1] * len(ins)
+        if any(len(s) != 3 for s in ins):
+            raise ShapeMismatch("concat cannot mix vectors and images")
+        target = min(s[1] for s in ins), min(s[2] for s in ins)
+        factors = []
+        for i, (_, h, w) in enumerate(ins):
+            if (h, w) == target:
+                factors.append(1)
+                continue
+            factor = h // target[0]
+            if (
+                not self.downsample
+                or factor not in (2, 4)
+                or h != target[0] * factor
+                or w != target[1] * factor
+            ):
+                raise ShapeMismatch(
+                    f"concat input {i} is {h}x{w} but the smallest input is {target[0]}x{target[1]} (spatial mismatch)",
+                    "use concat(..., downsample=true) when sizes differ by a factor of 2 or 4"
+                    if not self.downsample
+                    else "downsampling only bridges factors of 2 or 4",
+                )
+            factors.append(factor)
+        return factors
+
+    def out_shape(self, ins: list[Shape]) -> Shape:
+        self.pool_factors(ins)
+        if len(ins[0]) == 1:
+            return (sum(s[0] for s in ins),)
+        h = min(s[1] for s in ins)
+        w = min(s[2] for s in ins)
+        return (sum(s[0] for s in ins), h, w)
+
+
+class Convex(OpBase):
+    kind: Literal["convex"] = "convex"
+    init: float = 1.0
+    arity: ClassVar[tuple[int, int | None]] = (2, 2)
+    is_merge: ClassVar[bool] = True
+
+    def out_shape(self, ins: list[Shape]) -> Shape:
+        return _same_shapes(self.kind, ins)
+
+    def param_shapes(self, ins: list[Shape]) -> dict[str, Shape]:
+        return {"lam": ()}
+
+
+class WeightedSum(OpBase):
+    kind: Literal["weighted_sum"] = "weighted_sum"
+    alpha: float = 0.3
+    arity: ClassVar[tuple[int, int | None]] = (2, 2)
+    is_merge: ClassVar[bool] = True
+
+    def out_shape(self, ins: list[Shape]) -> Shape:
+        return _same_shapes(self.kind, ins)
+
+
+class Mixed(OpBase):
+    kind: Literal["mixed"] = "mixed"
+    group: str = "normal"
+    row: int = 0
+    labels: tuple[str, ...] = ()
+    arity: ClassVar[tuple[int, int | None]] = (1, None)
+    is_merge: ClassVar[bool] = True
+
+    def out_shape(self, ins: list[Shape]) -> Shape:
+        if self.labels and len(self.labels) != len(ins):
+            raise ShapeMismatch(f"mixed has {len(ins)} candidates but {len(self.labels)} labels")
+        return _same_shapes(self.kind, ins)
+
+
+class Aux(OpBase):
+    kind: Literal["aux"] = "aux"
+    weight: float = 0.4
+    positional: ClassVar[tuple[str, ...]] = ("weight",)
+
+
+Op = Annotated[
+    Input
+    | Conv
+    | SepConv
+    | BatchNorm
+    | Relu
+    | Sigmoid
+    | Tanh
+    | Swish
+    | Gelu
+    | Identity
+    | MaxPool
+    | AvgPool
+    | GlobalAvgPool
+    | Flatten
+    | Linear
+    | Dropout
+    | Zero
+    | FactorizedReduce
+    | Add
+    | Concat
+    | Convex
+    | WeightedSum
+    | Mixed
+    | Aux,
+    Field(discriminator="kind"),
+]
+
+OP_ADAPTER: TypeAdapter[Op] = TypeAdapter(Op)
+
+#: op kind -> model class
+OP_CLASSES: dict[str, type[OpBase]] = {
+    cls.model_fields["kind"].default: cls
+    for cls in (
+        Input, Conv, SepConv, BatchNorm, Relu, Sigmoid, Tanh, Swish, Gelu, Identity, MaxPool, AvgPool,
+        GlobalAvgPool, Flatten, Linear, Dropout, Zero, FactorizedReduce, Add, Concat, Convex, WeightedSum,
+        Mixed, Aux,
+    )
+}  # fmt: skip
+
+ACTIVATIONS: frozenset[str] = frozenset({"relu", "sigmoid", "tanh", "swish", "gelu", "identity"})
+
+
+def op_from_dict(data: dict) -> OpBase:
+    """Validate a plain dict (``{"kind": "conv", "channels": 16, ...}``) into an op model."""
+    return OP_ADAPTER.validate_python(data)
