@@ -13,8 +13,9 @@ rewrite never edits the graph it was given.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import networkx as nx
@@ -176,7 +177,7 @@ class Graph:
                 cycle = nx.find_cycle(self._g)
                 names = " -> ".join(self.node(s).describe() for s, *_ in cycle)
                 raise VerifyError(f"the graph has a cycle: {names}") from None
-        return list(self._cache["order"])  # type: ignore[arg-type]
+        return list(self._cache["order"])  # type: ignore[arg-type]  # a copy: callers may edit it
 
     def input_node(self) -> NodeId:
         found = [n for n in self.order() if self.kind(n) == "input"]
@@ -219,13 +220,16 @@ class Graph:
         return dict(sorted(Counter(self.kind(n) for n in self.order()).items()))
 
     # ------------------------------------------------------------------ passes (cached)
-    def shapes(self) -> dict[NodeId, Shape]:
-        """Output shape of every node (raises ShapeError naming the node)."""
+    def shapes(self) -> Mapping[NodeId, Shape]:
+        """Output shape of every node (raises ShapeError naming the node).
+
+        A read-only view of the cache, not a copy: passes call this once per node.
+        """
         if "shapes" not in self._cache:
             from .shapes import infer_shapes
 
-            self._cache["shapes"] = infer_shapes(self)
-        return dict(self._cache["shapes"])  # type: ignore[arg-type]
+            self._cache["shapes"] = MappingProxyType(infer_shapes(self))
+        return self._cache["shapes"]  # type: ignore[return-value]
 
     def input_shapes(self, nid: NodeId) -> list[Shape]:
         shapes = self.shapes()

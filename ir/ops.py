@@ -118,6 +118,18 @@ def _positive(v: int) -> int:
     return v
 
 
+def _positive_or_none(v: int | None) -> int | None:
+    if v is not None and v < 1:
+        raise ValueError("must be a positive integer")
+    return v
+
+
+def _non_negative_or_none(v: int | None) -> int | None:
+    if v is not None and v < 0:
+        raise ValueError("must not be negative")
+    return v
+
+
 class Input(OpBase):
     kind: Literal["input"] = "input"
     shape: tuple[int, ...]
@@ -147,6 +159,7 @@ class Conv(OpBase):
     positional: ClassVar[tuple[str, ...]] = ("channels", "kernel")
 
     _pos = field_validator("channels", "kernel", "stride", "dilation", "groups")(_positive)
+    _pad = field_validator("padding")(_non_negative_or_none)
 
     @property
     def pad(self) -> int:
@@ -189,6 +202,7 @@ class SepConv(OpBase):
     positional: ClassVar[tuple[str, ...]] = ("channels", "kernel")
 
     _pos = field_validator("channels", "kernel", "stride", "dilation")(_positive)
+    _pad = field_validator("padding")(_non_negative_or_none)
 
     @property
     def pad(self) -> int:
@@ -267,6 +281,8 @@ class _Pool(OpBase):
     positional: ClassVar[tuple[str, ...]] = ("kernel",)
 
     _pos = field_validator("kernel")(_positive)
+    _stride = field_validator("stride")(_positive_or_none)
+    _pad = field_validator("padding")(_non_negative_or_none)
 
     @property
     def step(self) -> int:

@@ -1,1 +1,30 @@
-"""genomorph package."""
+"""Rewrites that carry weights: network morphisms, approximate morphisms, pruning, H-ResNet growth.
+
+One module per rewrite (``deepen``, ``widen``, ...), each with a frozen ``Move``,
+``candidates(graph)`` and a pure ``apply(graph, weights, move, rng) -> RewriteResult``. The
+registry ``REWRITES`` maps the CLI names (``skip-add``, ``prune-channels``, ...) to them.
+See docs/rewrites.md.
+"""
+
+from ._base import Outcome, Record, RewriteResult, Work, op_text
+from ._init import fill_missing, init_node, randomized
+from ._registry import APPROXIMATE, EXACT, REWRITES, Rewrite, get, random_chain, replay, sample
+
+__all__ = [
+    "APPROXIMATE",
+    "EXACT",
+    "REWRITES",
+    "Outcome",
+    "Record",
+    "Rewrite",
+    "RewriteResult",
+    "Work",
+    "fill_missing",
+    "get",
+    "init_node",
+    "op_text",
+    "random_chain",
+    "randomized",
+    "replay",
+    "sample",
+]

@@ -1,0 +1,622 @@
+"""The search commands: train, search, resume, report.
+
+Flags collapse into the library's frozen configs (`TrainConfig`, `DataConfig`, `RunConfig`);
+the library trains and searches; this module only prints (progress bars and tables on
+stderr/stdout with rich). Errors are raised, never caught, except Ctrl-C during a search,
+which keeps what is finished and tells the user how to continue.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from ._io import Source, genome_argument, load_graph
+
+if TYPE_CHECKING:
+    from genomorph.search.protocol import EvalResult, Strategy
+    from genomorph.search.report import Summary
+    from genomorph.search.store import RunStore
+    from rich.console import Console
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DATASET_NAMES = ("digits", "spirals", "regression2d", "mnist", "fashion-mnist", "cifar10", "cifar100")
+EXIT_INTERRUPTED = 130
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+# ============================================================================ shared options
+def _apply(options: list[Callable[[F], F]], func: F) -> F:
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def data_options(func: F) -> F:
+    return _apply(
+        [
+            click.option(
+                "--dataset",
+                "-d",
+                type=click.Choice(DATASET_NAMES),
+                default="digits",
+                show_default=True,
+                help="Training data: embedded digits, generated toy sets, or torchvision sets from --data-dir.",
+            ),
+            click.option(
+                "--data-dir",
+                type=click.Path(file_okay=False, path_type=Path),
+                help="Folder in torchvision's layout (mnist, fashion-mnist, cifar10, cifar100).",
+            ),
+            click.option("--download", is_flag=True, help="Download a torchvision dataset into --data-dir."),
+            click.option(
+                "--val-fraction",
+                type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                help="Share of a torchvision training set held out for validation.  [default: 0.1]",
+            ),
+        ],
+        func,
+    )
+
+
+def trainer_options(func: F) -> F:
+    """Trainer flags; only those given override `TrainConfig`'s defaults."""
+    return _apply(
+        [
+            click.option(
+                "--epochs", type=click.IntRange(min=0), help="Training epochs (per candidate in a search)."
+            ),
+            click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Initial learning rate."),
+            click.option(
+                "--optimizer", type=click.Choice(["sgd", "adam"]), help="Optimizer.  [default: sgd]"
+            ),
+            click.option("--batch-size", type=click.IntRange(min=1), help="Batch size.  [default: 64]"),
+            click.option(
+                "--weight-decay", type=click.FloatRange(min=0), help="Weight decay.  [default: 5e-4]"
+            ),
+            click.option(
+                "--schedule",
+                type=click.Choice(["cosine", "sgdr", "constant"]),
+                help="Learning-rate schedule.  [default: cosine]",
+            ),
+            click.option(
+                "--restart-period", type=click.IntRange(min=1), help="SGDR: epochs of the first cycle (T0)."
+            ),
+            click.option(
+                "--restart-mult", type=click.IntRange(min=1), help="SGDR: cycle length factor (T_mult)."
+            ),
+            click.option(
+                "--mixup", "mixup_alpha", type=click.FloatRange(min=0), help="Mixup Beta(α, α); 0 = off."
+            ),
+            click.option(
+                "--cutout", type=click.IntRange(min=0), help="Cutout square side in pixels; 0 = off."
+            ),
+            click.option(
+                "--label-smoothing", type=click.FloatRange(0, 1, max_open=True), help="Label smoothing."
+            ),
+            click.option(
+                "--grad-clip", type=click.FloatRange(min=0, min_open=True), help="Gradient norm clip."
+            ),
+            click.option(
+                "--threads",
+                type=click.IntRange(min=1),
+                help="torch CPU threads per evaluation.  [default: 1 for small inputs, else cores/workers]",
+            ),
+            click.option(
+                "--device",
+                type=click.Choice(["cpu", "cuda", "auto"]),
+                help="Where to train; auto = CUDA when present.  [default: cpu]",
+            ),
+        ],
+        func,
+    )
+
+
+_TRAINER_FLAGS = (
+    "lr",
+    "optimizer",
+    "batch_size",
+    "weight_decay",
+    "schedule",
+    "restart_period",
+    "restart_mult",
+    "mixup_alpha",
+    "cutout",
+    "label_smoothing",
+    "grad_clip",
+    "device",
+    "threads",
+)
+
+
+def _train_config(flags: dict[str, Any], epochs: int | None = None) -> Any:
+    from genomorph.search.trainer import TrainConfig
+
+    given = {k: flags[k] for k in _TRAINER_FLAGS if flags.get(k) is not None}
+    if epochs is not None:
+        given["epochs"] = epochs
+    return TrainConfig(**given)
+
+
+def _data_config(flags: dict[str, Any], seed: int = 0) -> Any:
+    from genomorph.search.data import DataConfig
+
+    given: dict[str, Any] = {"name": flags["dataset"], "download": flags["download"], "seed": seed}
+    if flags.get("data_dir") is not None:
+        given["data_dir"] = str(flags["data_dir"])
+    if flags.get("val_fraction") is not None:
+        given["val_fraction"] = flags["val_fraction"]
+    return DataConfig(**given)
+
+
+def _fmt(value: float | None, percent: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{100 * value:.2f} %" if percent else f"{value:.4g}"
+
+
+# ============================================================================ train
+@click.command(
+    epilog="""\b
+Examples:
+  genomorph train examples/vanilla.genome --dataset digits --epochs 20
+  genomorph train net.genome --dataset mnist --data-dir ~/data --device auto --out runs/net
+  genomorph train net.genome --dataset cifar10 --data-dir ~/data --schedule sgdr --restart-period 10 --cutout 16
+""",
+)
+@genome_argument()
+@data_options
+@trainer_options
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of initialisation and batch order."
+)
+@click.option("--final", is_flag=True, help="Train on train+validation (a final training); report test only.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for model.pt, model.genome and metrics.json.  [default: runs/train-NAME-TIME]",
+)
+def train(source: Source, seed: int, final: bool, out: Path | None, epochs: int | None, **flags: Any) -> None:
+    """Train one genome and print its validation and test metrics."""
+    from genomorph.ir import GenomorphError
+    from genomorph.search.data import cached_dataset, check_fits
+    from genomorph.search.evaluate import Job, WorkerSpec, evaluate_job
+    from genomorph.search.protocol import Budget, EvalRequest
+    from genomorph.search.trainer import auto_threads
+
+    graph = load_graph(source)
+    data_config = _data_config(flags)
+    train_config = _train_config(flags, epochs)
+    dataset = cached_dataset(data_config)
+    check_fits(graph, dataset.info)  # before any training
+    stem = source.path.stem if source.path else "stdin"
+    out = out or Path("runs") / f"train-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out.mkdir(parents=True, exist_ok=True)
+    budget = Budget(epochs=train_config.epochs, train_on="train+val" if final else "train", test=True)
+    job = Job(
+        id=0,
+        request=EvalRequest(genome=source.text, budget=budget, seed=seed),
+        seed=seed,
+        checkpoint="model.pt",
+    )
+    threads = auto_threads(train_config.threads, dataset.info.input_shape, 1)
+    spec = WorkerSpec(run_dir=str(out.resolve()), data=data_config, train=train_config, threads=threads)
+    console = _console()
+    stats = graph.stats()
+    console.print(
+        f"training {source.name}: {stats.params:,} params, {stats.macs:,} MACs on {dataset.info.name} "
+        f"({dataset.info.train_size}/{dataset.info.val_size}/{dataset.info.test_size}), {budget.epochs} epochs",
+        soft_wrap=True,
+    )
+    with _epoch_progress(console, f"{stem}") as on_epoch:
+        result = evaluate_job(spec, job, on_epoch)
+    (out / "model.genome").write_text(source.text if source.text.endswith("\n") else source.text + "\n")
+    (out / "metrics.json").write_text(result.model_dump_json(indent=2) + "\n")
+    if not result.ok:
+        raise GenomorphError(
+            f"training failed: {result.reason}",
+            hint="a NaN loss usually means the learning rate is too high: try a smaller --lr or --grad-clip",
+        )
+    m = result.metrics
+    assert m is not None
+    click.echo(
+        json.dumps(
+            {
+                "val_accuracy": m.val_accuracy,
+                "val_loss": m.val_loss,
+                "test_accuracy": m.test_accuracy,
+                "test_loss": m.test_loss,
+                "val_r2": m.val_r2,
+                "test_r2": m.test_r2,
+                "params": m.params,
+                "macs": m.macs,
+                "epochs": m.epochs,
+                "train_s": round(result.train_s, 3),
+                "eval_s": round(result.eval_s, 3),
+                "out": str(out),
+            },
+            indent=2,
+        )
+    )
+
+
+class _epoch_progress:  # noqa: N801 - used as a context manager, reads like a function
+    """A rich progress bar over epochs, as an ``on_epoch`` callback."""
+
+    def __init__(self, console: Console, label: str) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self.task = self.progress.add_task(label, total=None, status="")
+
+    def __enter__(self) -> Callable[[int, int, dict[str, float]], None]:
+        self.progress.start()
+        return self.on_epoch
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def on_epoch(self, epoch: int, epochs: int, record: dict[str, float]) -> None:
+        status = f"loss {record['train_loss']:.4f}"
+        if "val_accuracy" in record:
+            status += f"  val acc {100 * record['val_accuracy']:.2f} %"
+        elif "val_r2" in record:
+            status += f"  val R² {record['val_r2']:.4f}"
+        self.progress.update(self.task, completed=epoch, total=epochs, status=status)
+
+
+# ============================================================================ search progress
+class RichSearchObserver:
+    """Progress of a search: candidates done (with the best so far) and, in-process, the epochs."""
+
+    def __init__(self, console: Console) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = console
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.search_task = self.progress.add_task("search", total=None, status="")
+        self.epoch_task = self.progress.add_task("candidate", total=None, status="", visible=False)
+        self.finished_count = self.failed = 0
+        self.best: float | None = None
+        self.strategy: Strategy | None = None
+
+    def started(self, store: RunStore, strategy: Strategy, resumed: bool) -> None:
+        self.strategy = strategy
+        done = [c for c in store.candidates() if c.status in ("finished", "failed")]
+        self.finished_count = sum(c.status == "finished" for c in done)
+        self.failed = len(done) - self.finished_count
+        scores = [
+            c.metrics.objective
+            for c in done
+            if c.metrics is not None and c.request.budget.train_on == "train"
+        ]
+        self.best = max(scores, default=None)
+        self.progress.start()
+        self._update()
+
+    def _update(self) -> None:
+        total = self.strategy.planned() if self.strategy is not None else None
+        best = ""
+        if self.best is not None:
+            regression = self.strategy is not None and self.strategy.setup.dataset.task == "regression"
+            best = f"best R² {self.best:.4f}" if regression else f"best {100 * self.best:.2f} %"
+        failed = f"  {self.failed} failed" if self.failed else ""
+        self.progress.update(
+            self.search_task, completed=self.finished_count + self.failed, total=total, status=best + failed
+        )
+
+    def submitted(self, job: Any) -> None:
+        pass
+
+    def finished(self, result: EvalResult) -> None:
+        if result.ok and result.metrics is not None:
+            self.finished_count += 1
+            if result.request.budget.train_on == "train":
+                self.best = max(self.best or float("-inf"), result.metrics.objective)
+        else:
+            self.failed += 1
+            reason = (result.reason or "").splitlines()[0] if result.reason else "?"
+            self.console.print(f"[yellow]candidate {result.id} failed:[/] {reason}")
+        self.progress.update(self.epoch_task, visible=False)
+        self._update()
+
+    def epoch(self, epoch: int, epochs: int, record: dict[str, float]) -> None:
+        status = f"loss {record['train_loss']:.4f}"
+        if "val_accuracy" in record:
+            status += f"  val {100 * record['val_accuracy']:.2f} %"
+        self.progress.update(self.epoch_task, completed=epoch, total=epochs, status=status, visible=True)
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+# ============================================================================ search / resume
+def _print_summary(summary: Summary, run_dir: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 120, highlight=False)
+    table = Table(title=f"{summary.strategy} on {summary.dataset} ({summary.status})", show_header=False)
+    table.add_column("key", style="bold")
+    table.add_column("value")
+    classification = summary.task == "classification"
+    rows = [
+        ("best candidate", str(summary.best_candidate) if summary.best_candidate is not None else "-"),
+        (
+            "validation " + ("accuracy" if classification else "R²"),
+            _fmt(summary.best_val_accuracy if classification else summary.best_objective, classification),
+        ),
+        (
+            "test " + ("accuracy" if classification else "R²"),
+            _fmt(summary.test_accuracy if classification else summary.test_r2, classification),
+        ),
+        ("parameters", f"{summary.params:,}" if summary.params is not None else "-"),
+        ("MACs", f"{summary.macs:,}" if summary.macs is not None else "-"),
+        ("candidates", f"{summary.candidates_finished} finished, {summary.candidates_failed} failed"),
+        (
+            "time",
+            f"{summary.wall_s:.1f} s wall, {summary.train_s:.1f} s training, {summary.eval_s:.1f} s evaluation",
+        ),
+        ("run directory", str(run_dir)),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
+    if summary.best_genome:
+        console.print("best genome (best.genome):")
+        console.print(summary.best_genome.rstrip("\n"), markup=False, soft_wrap=True)
+
+
+def _run_with_ui(run: Callable[[Any], RunStore], run_dir: Path) -> None:
+    """Run a search with progress bars; on Ctrl-C (or SIGTERM) keep what finished and exit 130."""
+    from genomorph.search.driver import SearchInterrupted
+    from genomorph.search.report import write_report
+    from genomorph.search.store import RunStore
+
+    def terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    console = _console()
+    observer = RichSearchObserver(console)
+    try:
+        store = run(observer)
+    except SearchInterrupted as stop:
+        observer.stop()
+        store = RunStore.open(stop.run_dir)
+        write_report(store, measure_test=False)
+        console.print(f"[bold yellow]interrupted[/]: finished candidates are kept in {run_dir}")
+        console.print(f"continue with: genomorph resume {run_dir}")
+        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        observer.stop()
+        signal.signal(signal.SIGTERM, previous)
+    summary = write_report(store)
+    _print_summary(summary, run_dir)
+
+
+def _parse_set(values: tuple[str, ...]) -> dict[str, Any]:
+    """``--set key=value``: the value as JSON when it parses (numbers, booleans, lists), else text."""
+    options: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--set")
+        try:
+            options[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            options[key.strip()] = raw
+    return options
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  genomorph search --strategy nash --dataset digits --out runs/nash
+  genomorph search --strategy nash examples/vanilla.genome --dataset digits --budget 4 --workers 2 --out runs/n2
+  genomorph search --strategy evolution --space examples/space_ga.toml --dataset digits --seed 1 --out runs/ga
+  genomorph search --strategy random --space examples/space_ga.toml --dataset fashion-mnist \\
+      --data-dir ~/data --executor ray --address ray://head:10001 --out runs/rs
+  genomorph resume runs/ga        # continue a run that was stopped or killed
+
+\b
+Strategy options: --set KEY=VALUE (repeatable; see docs/strategies.md for each strategy's keys).
+A run directory ends with run.db, checkpoints/, summary.json, best.genome and PNG plots.
+""",
+)
+@click.option("--strategy", "-s", required=True, help="Search strategy (random, evolution, nash, ...).")
+@click.argument(
+    "start", metavar="[START_GENOME]", required=False, type=click.Path(dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--space", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="Search-space TOML file."
+)
+@data_options
+@click.option(
+    "--budget", type=click.IntRange(min=1), help="The strategy's size: candidates, cycles or steps."
+)
+@trainer_options
+@click.option(
+    "--time-limit", type=click.FloatRange(min=0, min_open=True), help="Seconds, then the search wraps up."
+)
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Local worker processes."
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: in-process (or a pool with --workers N); ray: a Ray cluster (pip install 'genomorph[ray]').",
+)
+@click.option("--address", help="Ray cluster address (with --executor ray); default: start a local Ray.")
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Run seed: the same seed gives the same run."
+)
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="A strategy option (repeatable).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run directory.  [default: runs/STRATEGY-DATASET-TIME]",
+)
+def search(
+    strategy: str,
+    start: Path | None,
+    space: Path | None,
+    budget: int | None,
+    epochs: int | None,
+    time_limit: float | None,
+    workers: int,
+    executor: str,
+    address: str | None,
+    seed: int,
+    settings: tuple[str, ...],
+    out: Path | None,
+    **flags: Any,
+) -> None:
+    """Search for a genome with a strategy; keep every candidate in a resumable run directory."""
+    from genomorph.search.data import check_fits
+    from genomorph.search.driver import RunConfig, prepare_setup, start_search, strategy_class
+
+    strategy_class(strategy)  # unknown names fail before anything is loaded
+    if address and executor != "ray":
+        raise click.BadParameter("--address only applies with --executor ray", param_hint="--address")
+    data_config = _data_config(flags)
+    start_text = None
+    if start is not None:
+        from ._io import read_source
+
+        source = read_source(str(start))
+        graph = load_graph(source)
+        start_text = source.text
+    setup = prepare_setup(
+        data_config,
+        seed=seed,
+        start_genome=start_text,
+        space=space.read_text(encoding="utf-8") if space else None,
+        space_name=str(space) if space else None,
+        budget=budget,
+        epochs=epochs,
+        max_parallel=workers,
+    )
+    if start is not None:
+        check_fits(graph, setup.dataset)  # before any training
+    kind = "ray" if executor == "ray" else ("pool" if workers > 1 else "inprocess")
+    config = RunConfig(
+        strategy=strategy,
+        strategy_config=_parse_set(settings),
+        setup=setup,
+        data=data_config,
+        train=_train_config(flags),
+        executor=kind,
+        workers=workers,
+        address=address,
+        time_limit=time_limit,
+    )
+    run_dir = out or Path("runs") / f"{strategy}-{data_config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    _run_with_ui(lambda observer: start_search(config, run_dir, observer), run_dir)
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  genomorph resume runs/nash
+""",
+)
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+def resume(run_dir: Path) -> None:
+    """Continue a search that was stopped or killed; finished candidates are kept, never re-run."""
+    from genomorph.search.driver import resume_search
+
+    _run_with_ui(lambda observer: resume_search(run_dir, observer), run_dir)
+
+
+# ============================================================================ report
+def _candidate_table(candidates: list[Any], top: int, classification: bool) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"top {top} candidates by validation score", header_style="bold")
+    for name in ("id", "parent", "status", "val", "test", "params", "MACs", "epochs", "train s"):
+        table.add_column(name, justify="right" if name not in ("status",) else "left")
+    ranked = sorted(
+        (c for c in candidates if c.metrics is not None),
+        key=lambda c: (-(c.metrics.objective), c.id),
+    )[:top]
+    for c in ranked:
+        m = c.metrics
+        val = m.val_accuracy if classification else m.val_r2
+        test = m.test_accuracy if classification else m.test_r2
+        role = "final" if c.request.budget.train_on == "train+val" else c.status
+        table.add_row(
+            str(c.id),
+            "" if c.parent is None else str(c.parent),
+            role,
+            _fmt(val, classification),
+            _fmt(test, classification),
+            f"{m.params:,}",
+            f"{m.macs:,}",
+            str(m.epochs),
+            f"{c.train_s or 0:.1f}",
+        )
+    return table
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  genomorph report runs/nash
+  genomorph report runs/nash --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["test_accuracy"])'
+""",
+)
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--top", type=click.IntRange(min=1), default=10, show_default=True, help="Candidates in the table."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print summary.json instead of tables.")
+def report(run_dir: Path, top: int, as_json: bool) -> None:
+    """Summarise a run: best genome, scores, candidates; (re)write summary.json, best.genome, plots."""
+    from genomorph.search.report import PLOTS, write_report
+    from genomorph.search.store import RunStore
+
+    store = RunStore.open(run_dir)
+    summary = write_report(store)
+    if as_json:
+        click.echo(summary.model_dump_json(indent=2))
+        return
+    from rich.console import Console
+
+    console = Console(width=None if sys.stdout.isatty() else 120, highlight=False)
+    console.print(_candidate_table(store.candidates(), top, summary.task == "classification"))
+    _print_summary(summary, run_dir)
+    console.print("plots: " + ", ".join(str(run_dir / p) for p in PLOTS))
+
+
+__all__ = ["report", "resume", "search", "train"]

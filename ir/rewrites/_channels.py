@@ -1,0 +1,433 @@
+"""Changing the channels (or units) of one value, and everything that change drags along.
+
+Widening, pruning, concatenating a skip and removing a concat input all change the channel
+axis of some value. This module, written once and shared by all of them, works out which
+other values must change with it and how every affected weight is rebuilt.
+
+A change is described by a **channel map** ``src``: one entry per new channel, holding the old
+channel it continues (``>= 0``) or ``-1`` for a fresh one. Widening by zero padding is
+``[0, 1, ..., C-1, -1, -1]``, Net2Net widening repeats old indices, pruning keeps a subset.
+
+Propagation (``plan``) walks the graph from the changed value:
+
+- forward through ops that keep the channel axis (``PASS``: batch norm, activations, pooling,
+  depthwise conv, ...) — their outputs change the same way;
+- through merges that need equal shapes (``ADDLIKE``) forward *and backward*: every other
+  input of an ``add`` must change the same way, up to the layers that produce it;
+- forward through ``concat`` (the change moves to an offset) and ``flatten`` (one channel
+  becomes ``H*W`` features), which start a new, derived map;
+- it stops at the layers that read the value (``conv``, ``linear``, ``sep_conv``, ...): their
+  input columns are remapped — fresh columns are zero (the function is kept), a column whose
+  channel was replicated ``n`` times is divided by ``n`` (Net2Net).
+
+It refuses (``NotApplicable``) when the change would reach the network's input or output,
+an auxiliary output, or something that cannot follow (a grouped conv, a value feeding a
+concat from behind).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+from genomorph.ir.errors import NotApplicable
+from genomorph.ir.graph import Graph, NodeId
+from genomorph.ir.ops import Shape
+from genomorph.ir.weights import Weights
+
+from ._base import Work, describe
+from ._init import fan_in, uniform
+
+PASS = frozenset(
+    {"bn", "relu", "sigmoid", "tanh", "swish", "gelu", "identity", "dropout", "maxpool", "avgpool", "gap", "zero"}
+)
+ADDLIKE = frozenset({"add", "convex", "weighted_sum", "mixed"})
+DERIVED = frozenset({"concat", "flatten"})
+
+# Where each tensor keeps its channels: name -> [(space, axis, fresh)], space "out" = the node's
+# output channels, "in" = its input channels. fresh: how a new channel's slice starts; "mix"
+# marks input columns of a mixing layer (zero when fresh, divided by the replica count).
+_LAYER = {"weight": [("out", 0, "init"), ("in", 1, "mix")], "bias": [("out", 0, "init")]}
+LAYOUTS: dict[str, dict[str, list[tuple[str, int, str]]]] = {
+    "conv": _LAYER,
+    "linear": _LAYER,
+    "depthwise": {"weight": [("out", 0, "init")], "bias": [("out", 0, "init")]},
+    "sep_conv": {
+        "depthwise.weight": [("in", 0, "init")],
+        "pointwise.weight": [("out", 0, "init"), ("in", 1, "mix")],
+        "pointwise.bias": [("out", 0, "init")],
+    },
+    "factorized_reduce": {"conv_1.weight": [("in", 1, "mix")], "conv_2.weight": [("in", 1, "mix")]},
+    "bn": {
+        "weight": [("out", 0, "one")],
+        "bias": [("out", 0, "zero")],
+        "running_mean": [("out", 0, "zero")],
+        "running_var": [("out", 0, "one")],
+    },
+}
+#: op field holding the output width of a layer that produces channels
+WIDTH_FIELD = {"conv": "channels", "sep_conv": "channels", "linear": "features"}
+
+
+def is_depthwise(graph: Graph, nid: NodeId) -> bool:
+    op = graph.op(nid)
+    if graph.kind(nid) != "conv" or op.groups == 1:  # type: ignore[attr-defined]
+        return False
+    return op.groups == op.channels == graph.input_shapes(nid)[0][0]  # type: ignore[attr-defined]
+
+
+def role(graph: Graph, nid: NodeId) -> str:
+    """How a node relates to its channels: pass, addlike, derived, layer, reader or fixed."""
+    kind = graph.kind(nid)
+    if kind in PASS or is_depthwise(graph, nid):
+        return "pass"
+    if kind in ADDLIKE:
+        return "addlike"
+    if kind in DERIVED:
+        return "derived"
+    if kind in WIDTH_FIELD and (kind != "conv" or graph.op(nid).groups == 1):  # type: ignore[attr-defined]
+        return "layer"
+    if kind == "factorized_reduce":
+        return "reader"
+    return "fixed"
+
+
+def layout_key(graph: Graph, nid: NodeId) -> str:
+    return "depthwise" if is_depthwise(graph, nid) else graph.kind(nid)
+
+
+@dataclass
+class Plan:
+    """Which values change channels, how, and which layers read them."""
+
+    maps: dict[NodeId, np.ndarray]
+    """New channel map of every changed value (old widths are in the unedited graph)."""
+    layers: set[NodeId]
+    """Layers whose own output width changes (their rows are rebuilt, their op resized)."""
+    readers: dict[NodeId, NodeId]
+    """Layer -> the changed value it reads (its input columns are rebuilt)."""
+    virtual: NodeId | None = None
+    """The changed value whose own weights stay (a new concat, a removed block's output)."""
+    weighted_pass: set[NodeId] = field(default_factory=set)
+    """Changed pass-through nodes with per-channel tensors (batch norm, depthwise conv)."""
+    layouts: dict[NodeId, str] = field(default_factory=dict)
+    """Layout key of every affected node, fixed before the caller edits the graph."""
+
+    def affected(self) -> set[NodeId]:
+        """Nodes whose weights this change rebuilds."""
+        return self.layers | set(self.readers) | self.weighted_pass
+
+
+class _Planner:
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.shapes = graph.shapes()
+        self.output = graph.output_node()
+        self.parent: dict[NodeId, NodeId] = {}
+        self.derived: set[NodeId] = set()
+        self.layers: set[NodeId] = set()
+        self.readers: dict[NodeId, NodeId] = {}
+        self.forwarded: set[NodeId] = set()
+        self.todo: list[tuple[str, NodeId, NodeId | None]] = []
+
+    # union-find over values that must share one channel map
+    def find(self, n: NodeId) -> NodeId:
+        while self.parent[n] != n:
+            self.parent[n] = self.parent[self.parent[n]]
+            n = self.parent[n]
+        return n
+
+    def join(self, n: NodeId, other: NodeId | None = None) -> None:
+        g = self.graph
+        if n == self.output or g.kind(n) == "aux":
+            raise NotApplicable(
+                f"the change would reach {describe(g, n)}, an output of the network, whose width is fixed",
+                hint="choose a layer whose channels are read by another layer before the output",
+            )
+        if g.kind(n) == "input":
+            raise NotApplicable(f"the change would reach the network input {describe(g, n)}, whose width is fixed")
+        self.parent.setdefault(n, n)
+        if other is not None:
+            self.parent[self.find(n)] = self.find(other)
+
+    def forward(self, n: NodeId) -> None:
+        if n in self.forwarded:
+            return
+        self.forwarded.add(n)
+        g = self.graph
+        for user, _ in g.users(n):
+            how = role(g, user)
+            if how == "pass":
+                self.join(user, n)
+                self.todo.append(("fwd", user, None))
+            elif how == "addlike":
+                self.join(user, n)
+                self.todo.append(("fwd", user, None))
+                self.todo.extend(("bwd", other, user) for other in g.inputs(user) if other != n)
+            elif how == "derived":
+                self.join(user)
+                self.derived.add(user)
+                self.todo.append(("fwd", user, None))
+            elif how in ("layer", "reader"):
+                self.readers[user] = n
+            else:
+                self.join(user)  # raises for outputs
+                raise NotApplicable(
+                    f"{describe(g, user)} reads the changed channels and cannot follow the change",
+                    hint="grouped convolutions keep their channel count",
+                )
+
+    def backward(self, n: NodeId, via: NodeId) -> None:
+        g = self.graph
+        if n in self.parent:
+            self.parent[self.find(n)] = self.find(via)
+            return
+        how = role(g, n)
+        if how == "pass":
+            self.join(n, via)
+            self.todo.append(("bwd", g.inputs(n)[0], n))
+        elif how == "addlike":
+            self.join(n, via)
+            self.todo.extend(("bwd", i, n) for i in g.inputs(n))
+        elif how == "layer":
+            self.join(n, via)
+            self.layers.add(n)
+        else:
+            self.join(n)  # raises for input/outputs
+            raise NotApplicable(
+                f"{describe(g, n)} would have to change its channels to match a merge, which it cannot",
+                hint="a value produced by concat, flatten or a fixed-width op cannot be resized from behind",
+            )
+        self.todo.append(("fwd", n, None))
+
+    def drain(self) -> None:
+        while self.todo:
+            what, n, via = self.todo.pop()
+            if what == "fwd":
+                self.forward(n)
+            else:
+                assert via is not None
+                self.backward(n, via)
+
+
+def plan(
+    graph: Graph, seed: NodeId, src: np.ndarray, *, virtual: bool = False, keep: Iterable[NodeId] = ()
+) -> Plan:
+    """Propagate "value ``seed`` now has channels ``src``" through ``graph`` (not edited yet).
+
+    With ``virtual`` the seed's own op and weights stay as they are: the caller is about to
+    put something else (a concat, a bypass) in its place for its users. Values in ``keep``
+    (and, for a virtual seed, the values it is computed from) must not change.
+    """
+    src = np.asarray(src, dtype=np.int64)
+    planner = _Planner(graph)
+    planner.join(seed)
+    if not virtual:
+        if role(graph, seed) != "layer":
+            raise NotApplicable(f"{describe(graph, seed)} does not produce channels of its own")
+        planner.layers.add(seed)
+    planner.todo.append(("fwd", seed, None))
+    planner.drain()
+    fixed = set(keep) | (set(graph.inputs(seed)) if virtual else set())
+    caught = sorted(fixed & set(planner.parent))
+    if caught:
+        raise NotApplicable(
+            f"the change would come back around to {describe(graph, caught[0])}, whose channels must stay",
+            hint="the readers of the changed value are merged with values it is computed from",
+        )
+    maps = _resolve(planner, seed, src)
+    members = set(planner.parent)
+    weighted = {n for n in members - {seed} if role(graph, n) == "pass" and _has_tensors(graph, n)}
+    layers = planner.layers - ({seed} if virtual else set())
+    affected = layers | set(planner.readers) | weighted
+    return Plan(
+        maps=maps,
+        layers=layers,
+        readers=dict(planner.readers),
+        virtual=seed if virtual else None,
+        weighted_pass=weighted,
+        layouts={n: layout_key(graph, n) for n in affected},
+    )
+
+
+def _has_tensors(graph: Graph, nid: NodeId) -> bool:
+    op, ins = graph.op(nid), graph.input_shapes(nid)
+    return bool(op.param_shapes(ins) or op.buffer_shapes(ins))
+
+
+def _resolve(planner: _Planner, seed: NodeId, src: np.ndarray) -> dict[NodeId, np.ndarray]:
+    """Give every changed value its map: the seed's class gets ``src``, concat/flatten derive theirs."""
+    g, shapes = planner.graph, planner.shapes
+    definition: dict[NodeId, NodeId] = {}
+    for n in [seed, *sorted(planner.derived)]:
+        root = planner.find(n)
+        if root in definition:
+            raise NotApplicable(
+                f"the change reaches {describe(g, n)} in two different ways",
+                hint="the channels would have to be resized inconsistently",
+            )
+        definition[root] = n
+    resolved: dict[NodeId, np.ndarray] = {}
+    busy: set[NodeId] = set()
+
+    def resolve(root: NodeId) -> np.ndarray:
+        if root in resolved:
+            return resolved[root]
+        if root in busy:
+            raise NotApplicable(f"the change feeds back into itself around {describe(g, root)}")
+        busy.add(root)
+        n = definition[root]
+        if n == seed:
+            m = src
+        elif g.kind(n) == "concat":
+            pieces, offset = [], 0
+            for i in g.inputs(n):
+                width = shapes[i][0]
+                part = resolve(planner.find(i)) if i in planner.parent else np.arange(width)
+                pieces.append(np.where(part >= 0, part + offset, -1))
+                offset += width
+            m = np.concatenate(pieces)
+        else:  # flatten: channel c becomes features c*H*W .. c*H*W + H*W - 1
+            i = g.inputs(n)[0]
+            spatial = int(np.prod(shapes[i][1:], dtype=np.int64))
+            part = resolve(planner.find(i))
+            block = part[:, None] * spatial + np.arange(spatial)[None, :]
+            m = np.where(part[:, None] >= 0, block, -1).reshape(-1)
+        busy.discard(root)
+        resolved[root] = m
+        return m
+
+    return {n: resolve(planner.find(n)) for n in planner.parent}
+
+
+# ---------------------------------------------------------------------------- realising a plan
+def _fresh(kind: str, shape: Shape, dtype: np.dtype, rng: np.random.Generator, bound_shape: Shape) -> np.ndarray:
+    if kind == "one":
+        return np.ones(shape, dtype=dtype)
+    if kind == "init":
+        return uniform(rng, shape, 1 / np.sqrt(fan_in(bound_shape))).astype(dtype)
+    return np.zeros(shape, dtype=dtype)
+
+
+def remap(
+    array: np.ndarray,
+    axis: int,
+    src: np.ndarray,
+    fresh: str,
+    rng: np.random.Generator,
+    bound_shape: Shape,
+) -> np.ndarray:
+    """``array`` with slice ``j`` along ``axis`` taken from old slice ``src[j]``, or fresh where -1."""
+    idx = np.where(src >= 0, src, 0)
+    out = np.take(array, idx, axis=axis)
+    if fresh == "mix" and (src >= 0).any():
+        counts = np.bincount(src[src >= 0], minlength=array.shape[axis])
+        scale = np.where(src >= 0, 1.0 / np.maximum(counts[idx], 1), 0.0).astype(array.dtype)
+        shape = [1] * array.ndim
+        shape[axis] = len(src)
+        out = out * scale.reshape(shape)
+    new = np.flatnonzero(src < 0)
+    if len(new) and fresh != "mix":
+        moved = np.moveaxis(out, axis, 0)
+        moved[new] = _fresh(fresh, moved[new].shape, array.dtype, rng, bound_shape)
+        out = np.moveaxis(moved, 0, axis)
+    elif len(new):
+        np.moveaxis(out, axis, 0)[new] = 0
+    return np.ascontiguousarray(out)
+
+
+def _replicas(src: np.ndarray) -> np.ndarray:
+    """Positions of channels that copy an old channel already copied at an earlier position."""
+    seen: set[int] = set()
+    out = []
+    for j, s in enumerate(src.tolist()):
+        if s >= 0 and s in seen:
+            out.append(j)
+        seen.add(s)
+    return np.asarray(out, dtype=np.int64)
+
+
+def realise(work: Work, plan: Plan, *, noise: float = 0.0) -> None:
+    """Resize ops and rebuild weights in ``work`` as ``plan`` says (graph edits already made).
+
+    ``noise`` (Net2Net's symmetry breaking, off by default) perturbs the incoming weights of
+    replicated channels by ``noise`` times their tensor's standard deviation.
+    """
+    g, rng = work.graph, work.rng
+    out_side = plan.layers | plan.weighted_pass
+    for nid in sorted(out_side | set(plan.readers)):
+        if nid not in g:  # removed by the caller's edit (a cut branch)
+            continue
+        key = plan.layouts[nid]
+        out_map = plan.maps.get(nid) if nid in out_side else None
+        in_map = plan.maps[plan.readers[nid]] if nid in plan.readers else None
+        if key == "depthwise" or key == "bn":
+            in_map = None  # their input and output channels are the same map
+        arrays = dict(work.arrays(nid))
+        for name, places in LAYOUTS.get(key, {}).items():
+            if name not in arrays:
+                continue
+            array = arrays[name]
+            bound = arrays.get(name.replace("bias", "weight"), array).shape
+            for space, axis, fresh in places:
+                src = out_map if space == "out" else in_map
+                if src is None:
+                    continue
+                array = remap(array, axis, src, fresh, rng, bound)
+                if noise and space == "out" and fresh == "init" and nid in plan.layers:
+                    rows = _replicas(src)
+                    if len(rows):
+                        moved = np.moveaxis(array, axis, 0)
+                        moved[rows] += (noise * array.std() * rng.standard_normal(moved[rows].shape)).astype(
+                            array.dtype
+                        )
+            arrays[name] = array
+        if arrays:
+            work.put(nid, arrays)
+        if out_map is not None and nid in plan.layers:
+            width = len(out_map)
+            g.set_op(nid, g.op(nid).model_copy(update={WIDTH_FIELD[g.kind(nid)]: width}))
+        elif out_map is not None and key == "depthwise":
+            width = len(out_map)
+            g.set_op(nid, g.op(nid).model_copy(update={"channels": width, "groups": width}))
+
+
+def identity_map(width: int) -> np.ndarray:
+    return np.arange(width, dtype=np.int64)
+
+
+def widened(width: int, extra: int) -> np.ndarray:
+    return np.concatenate([identity_map(width), -np.ones(extra, dtype=np.int64)])
+
+
+def kept(width: int, remove: Iterable[int]) -> np.ndarray:
+    drop = set(remove)
+    return np.asarray([c for c in range(width) if c not in drop], dtype=np.int64)
+
+
+def scale_outgoing(work: Work, plan: Plan, units: Iterable[int], factor: float) -> None:
+    """Multiply the input columns that read ``units`` of the planned value by ``factor``.
+
+    Used with an identity plan to fade units out before pruning them (paper 000).
+    """
+    units = np.asarray(sorted(set(units)), dtype=np.int64)
+    for reader, value in plan.readers.items():
+        m = plan.maps[value]
+        cols = np.flatnonzero(np.isin(m, units))
+        arrays = dict(work.arrays(reader))
+        for name, places in LAYOUTS.get(plan.layouts[reader], {}).items():
+            for space, axis, fresh in places:
+                if space == "in" and fresh == "mix" and name in arrays:
+                    array = arrays[name].copy()
+                    np.moveaxis(array, axis, 0)[cols] *= factor
+                    arrays[name] = array
+        work.put(reader, arrays)
+
+
+def output_width(graph: Graph, nid: NodeId) -> int:
+    return graph.shapes()[nid][0]
+
+
+def weights_of(weights: Weights, nid: NodeId) -> dict[str, np.ndarray]:
+    return weights.get(nid, {})

@@ -1,0 +1,314 @@
+"""IR -> ``torch.fx.GraphModule``, built directly as an fx graph (no tracing, no interpreter).
+
+One walk over ``graph.order()`` emits, per IR node:
+
+- parameterised ops and dropout: one ``call_module`` on a module named ``n{id}``;
+- activations, pools, gap, flatten and merges: ``call_function`` on torch functions (or on the
+  few helpers in ``functional.py``);
+- ``identity`` and ``aux``: nothing (their value is their input's fx node);
+- ``mixed``: one ``call_module`` on ``arch`` per forward (the softmax of every architecture
+  group), then a ``call_function`` per mixed op.
+
+The fx graph is wrapped once as ``GraphModule(modules, graph)``, whose generated ``forward`` is
+straight-line torch code, as fast as the same network written by hand.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from genomorph.ir.errors import LoweringError
+from genomorph.ir.graph import Graph, NodeId
+from genomorph.ir.ops import Shape
+from genomorph.ir.stats import arch_param_shapes
+from genomorph.ir.verify import verify
+from genomorph.ir.weights import ArchWeights, Weights
+from torch import Tensor, fx, nn
+
+from . import functional
+from .modules import ArchParameters, Convex, FactorizedReduce, SepConv
+
+ARCH = "arch"  #: name of the architecture-parameter module in the lowered network
+
+
+class GenomeModule(fx.GraphModule):
+    """A lowered genome: an fx ``GraphModule`` whose submodule ``n{id}`` is IR node ``id``.
+
+    ``forward(x)`` returns the main output, or ``(main, *aux)`` when the genome has auxiliary
+    outputs (their loss weights are in ``aux_weights``, in the same order).
+    """
+
+    aux_weights: tuple[float, ...]
+
+    def __init__(self, root: dict[str, nn.Module], graph: fx.Graph, aux_weights: tuple[float, ...] = ()):
+        super().__init__(root, graph, class_name="GenomeModule")
+        self.aux_weights = aux_weights
+
+    def arch_parameters(self) -> list[Tensor]:
+        """Architecture parameters of the mixed ops, one tensor per group in group order.
+
+        They are not in ``parameters()`` (so ``zero_grad()`` leaves them alone: the optimiser
+        of the architecture step clears them), but they are in ``state_dict()`` as
+        ``arch.{group}`` and follow ``.to()``.
+        """
+        return [t for _, t in self.named_arch_parameters()]
+
+    def named_arch_parameters(self) -> list[tuple[str, Tensor]]:
+        """``(group, tensor)`` pairs of ``arch_parameters()``."""
+        arch = self._modules.get(ARCH)
+        return arch.named_tensors() if isinstance(arch, ArchParameters) else []
+
+    def __deepcopy__(self, memo: dict[int, object]) -> GenomeModule:
+        # GraphModule's deepcopy rebuilds the module through GraphModule.__init__ and drops
+        # plain attributes.
+        copied = super().__deepcopy__(memo)
+        copied.aux_weights = self.aux_weights
+        return copied  # type: ignore[return-value]
+
+    def __reduce__(self) -> tuple[Callable[..., GenomeModule], tuple[object, ...]]:
+        # GraphModule pickles as generated source and re-traces it on load, which would come
+        # back as a plain GraphModule with the helper functions traced away. Pickle the fx
+        # graph itself (a copy detached from this module) and the submodules instead.
+        graph = fx.Graph()
+        graph.output(graph.graph_copy(self.graph, {}))
+        return _rebuild, (dict(self._modules), graph, self.aux_weights, self.training)
+
+
+def _rebuild(
+    modules: dict[str, nn.Module], graph: fx.Graph, aux_weights: tuple[float, ...], training: bool
+) -> GenomeModule:
+    return GenomeModule(modules, graph, aux_weights).train(training)
+
+
+# ---------------------------------------------------------------------------------------------
+# Modules for parameterised ops: kind -> (op, input shapes) -> nn.Module.
+# Argument names follow the IR so the state_dict names are the IR's tensor names.
+
+ModuleFactory = Callable[[Any, list[Shape]], nn.Module]
+
+
+def _conv(op: Any, ins: list[Shape]) -> nn.Module:
+    return nn.Conv2d(
+        ins[0][0], op.channels, op.kernel, op.stride, op.pad, op.dilation, groups=op.groups, bias=op.bias
+    )
+
+
+def _sep_conv(op: Any, ins: list[Shape]) -> nn.Module:
+    return SepConv(ins[0][0], op.channels, op.kernel, op.stride, op.pad, op.dilation, op.bias)
+
+
+def _bn(op: Any, ins: list[Shape]) -> nn.Module:
+    norm = nn.BatchNorm2d if len(ins[0]) == 3 else nn.BatchNorm1d
+    return norm(ins[0][0], eps=op.eps, momentum=op.momentum, affine=op.affine)
+
+
+MODULES: dict[str, ModuleFactory] = {
+    "conv": _conv,
+    "sep_conv": _sep_conv,
+    "bn": _bn,
+    "linear": lambda op, ins: nn.Linear(ins[0][0], op.features, bias=op.bias),
+    "dropout": lambda op, ins: nn.Dropout(op.p),
+    "factorized_reduce": lambda op, ins: FactorizedReduce(ins[0][0], op.channels, op.affine),
+    "convex": lambda op, ins: Convex(op.init),
+}
+
+# ---------------------------------------------------------------------------------------------
+# call_function emitters: kind -> (builder, op, fx inputs, input shapes) -> fx node.
+
+
+@dataclass
+class _Builder:
+    fx_graph: fx.Graph = field(default_factory=fx.Graph)
+    modules: dict[str, nn.Module] = field(default_factory=dict)
+    values: dict[NodeId, fx.Node] = field(default_factory=dict)
+    #: fx node of each architecture group's softmax, created at its first use
+    arch_weights: dict[str, fx.Node] = field(default_factory=dict)
+    arch_call: fx.Node | None = None
+    #: relu and add nodes that may overwrite their first input (see ``_inplace_nodes``)
+    inplace: set[NodeId] = field(default_factory=set)
+
+    def call(self, fn: Callable, *args: object, name: str | None = None) -> fx.Node:
+        return self.fx_graph.create_node("call_function", fn, tuple(args), {}, name=name)  # type: ignore[arg-type]
+
+    def group_weights(self, group: str) -> fx.Node:
+        if group not in self.arch_weights:
+            if self.arch_call is None:
+                self.arch_call = self.fx_graph.create_node("call_module", ARCH, (), {}, name="alphas")
+            arch = self.modules[ARCH]
+            assert isinstance(arch, ArchParameters)
+            index = arch.groups.index(group)
+            self.arch_weights[group] = self.call(
+                operator.getitem, self.arch_call, index, name=f"alphas_{group}"
+            )
+        return self.arch_weights[group]
+
+
+Emitter = Callable[[_Builder, NodeId, Any, list[fx.Node], list[Shape]], fx.Node]
+
+
+def _unary(fn: Callable[..., Tensor], *extra: object) -> Emitter:
+    return lambda b, nid, op, xs, ins: b.call(fn, xs[0], *extra, name=f"n{nid}")
+
+
+def _relu(b: _Builder, nid: NodeId, op: Any, xs: list[fx.Node], ins: list[Shape]) -> fx.Node:
+    # In place where safe, as a hand-written network does with ReLU(inplace=True).
+    fn = torch.relu_ if nid in b.inplace else torch.relu
+    return b.call(fn, xs[0], name=f"n{nid}")
+
+
+def _maxpool(b: _Builder, nid: NodeId, op: Any, xs: list[fx.Node], ins: list[Shape]) -> fx.Node:
+    return b.call(torch.max_pool2d, xs[0], op.kernel, op.step, op.padding, name=f"n{nid}")
+
+
+def _avgpool(b: _Builder, nid: NodeId, op: Any, xs: list[fx.Node], ins: list[Shape]) -> fx.Node:
+    return b.call(
+        F.avg_pool2d, xs[0], op.kernel, op.step, op.padding, False, op.count_include_pad, name=f"n{nid}"
+    )
+
+
+def _add(b: _Builder, nid: NodeId, op: Any, xs: list[fx.Node], ins: list[Shape]) -> fx.Node:
+    fn = operator.iadd if nid in b.inplace else operator.add
+    out = xs[0]
+    for i, x in enumerate(xs[1:], start=2):
+        out = b.call(fn, out, x, name=f"n{nid}" if i == len(xs) else None)
+    return out
+
+
+def _concat(b: _Builder, nid: NodeId, op: Any, xs: list[fx.Node], ins: list[Shape]) -> fx.Node:
+    parts = [
+        x if factor == 1 else b.call(torch.max_pool2d, x, factor, factor)
+        for x, factor in zip(xs, op.pool_factors(ins), strict=True)
+    ]
+    return b.call(torch.cat, parts, 1, name=f"n{nid}")
+
+
+def _mixed(b: _Builder, nid: NodeId, op: Any, xs: list[fx.Node], ins: list[Shape]) -> fx.Node:
+    return b.call(functional.mixed, b.group_weights(op.group), op.row, *xs, name=f"n{nid}")
+
+
+def _module(b: _Builder, nid: NodeId, op: Any, xs: list[fx.Node], ins: list[Shape]) -> fx.Node:
+    name = f"n{nid}"
+    b.modules[name] = MODULES[op.kind](op, ins)
+    return b.fx_graph.create_node("call_module", name, tuple(xs), {}, name=name)
+
+
+def _passthrough(b: _Builder, nid: NodeId, op: Any, xs: list[fx.Node], ins: list[Shape]) -> fx.Node:
+    return xs[0]
+
+
+EMITTERS: dict[str, Emitter] = {
+    **dict.fromkeys(MODULES, _module),
+    "identity": _passthrough,
+    "aux": _passthrough,
+    "relu": _relu,
+    "sigmoid": _unary(torch.sigmoid),
+    "tanh": _unary(torch.tanh),
+    "swish": _unary(F.silu),
+    "gelu": _unary(F.gelu),
+    "maxpool": _maxpool,
+    "avgpool": _avgpool,
+    "gap": _unary(torch.mean, (2, 3)),
+    "flatten": _unary(torch.flatten, 1),
+    "zero": lambda b, nid, op, xs, ins: b.call(functional.zero, xs[0], op.stride, name=f"n{nid}"),
+    "add": _add,
+    "concat": _concat,
+    "weighted_sum": lambda b, nid, op, xs, ins: b.call(
+        functional.weighted_sum, xs[0], xs[1], op.alpha, name=f"n{nid}"
+    ),
+    "mixed": _mixed,
+}
+
+#: kinds whose autograd backward does not read their own output, so their only consumer may
+#: overwrite it (sigmoid and tanh do read it; pools and flatten may return views)
+_OVERWRITABLE = frozenset({"conv", "bn", "linear", "add", "sep_conv", "factorized_reduce"})
+_INPLACE = frozenset({"relu", "add"})
+
+
+def _inplace_nodes(graph: Graph) -> set[NodeId]:
+    """relu and add nodes that may write their result into their first input.
+
+    That is safe when the input comes from an overwritable kind and nothing else reads it
+    (neither another node nor the caller, as an output). Identity and aux nodes emit no code,
+    so readers are counted through them.
+    """
+
+    def source(nid: NodeId) -> NodeId:
+        while graph.kind(nid) in ("identity", "aux"):
+            nid = graph.inputs(nid)[0]
+        return nid
+
+    readers: dict[NodeId, int] = {}
+    sinks = [graph.output_node(), *graph.aux_outputs()]
+    for nid in graph.order():
+        if graph.kind(nid) not in ("identity", "aux"):
+            for src in graph.inputs(nid):
+                readers[source(src)] = readers.get(source(src), 0) + 1
+    for out in sinks:
+        readers[source(out)] = readers.get(source(out), 0) + 1
+    inplace = set()
+    for nid in graph.order():
+        if graph.kind(nid) in _INPLACE:
+            first = source(graph.inputs(nid)[0])
+            if readers[first] == 1 and graph.kind(first) in _OVERWRITABLE:
+                inplace.add(nid)
+    return inplace
+
+
+def lower(
+    graph: Graph,
+    weights: Weights | None = None,
+    arch: ArchWeights | None = None,
+    *,
+    inplace: bool = True,
+) -> GenomeModule:
+    """Lower a verified IR graph to a GenomeModule; load ``weights`` / ``arch`` when given.
+
+    ``weights`` are ``Weights`` (node id -> tensor name -> array) and ``arch`` ``ArchWeights``
+    (group -> array), as ``extract_weights`` returns them. With ``inplace`` (the default) ReLUs
+    and adds overwrite their first input where no other op reads it, as a hand-written network
+    does; turn it off when forward hooks keep references to module outputs, which such an op
+    would then change after the hook has run.
+    """
+    verify(graph)
+    builder = _Builder(inplace=_inplace_nodes(graph) if inplace else set())
+    shapes = arch_param_shapes(graph)
+    if shapes:
+        _check_group_names(list(shapes))
+        builder.modules[ARCH] = ArchParameters(shapes)
+    shapes_of = graph.shapes()  # one copy: Graph.shapes() copies its cache on every call
+    for nid in graph.order():
+        op = graph.op(nid)
+        if op.kind == "input":  # type: ignore[attr-defined]
+            builder.values[nid] = builder.fx_graph.placeholder("x")
+            continue
+        xs = [builder.values[i] for i in graph.inputs(nid)]
+        emit = EMITTERS.get(op.kind)  # type: ignore[attr-defined]
+        if emit is None:  # a genomorph bug, not a user error: every kind must have an emitter
+            raise NotImplementedError(f"no lowering for op kind '{op.kind}'")  # type: ignore[attr-defined]
+        builder.values[nid] = emit(builder, nid, op, xs, [shapes_of[i] for i in graph.inputs(nid)])
+    aux = graph.aux_outputs()
+    main = builder.values[graph.output_node()]
+    result = (main, *(builder.values[a] for a in aux)) if aux else main
+    builder.fx_graph.output(result)
+    aux_weights = tuple(float(graph.op(a).weight) for a in aux)  # type: ignore[attr-defined]
+    module = GenomeModule(builder.modules, builder.fx_graph, aux_weights)
+    if weights is not None or arch is not None:
+        from .weights import load_weights
+
+        load_weights(module, graph, weights, arch)
+    return module
+
+
+def _check_group_names(groups: list[str]) -> None:
+    probe = nn.Module()
+    for group in groups:
+        if not group.isidentifier() or hasattr(probe, group) or group in ("groups", "named_tensors"):
+            raise LoweringError(
+                f"architecture group name '{group}' cannot name a tensor of the lowered module",
+                hint="use a plain identifier such as `normal` or `reduce` for mixed(group=...)",
+            )

@@ -1,0 +1,341 @@
+"""The driver: runs a strategy against an executor, keeping everything in the run store.
+
+It is the only writer of the run database. The loop:
+
+1. hand the strategy every stored result in candidate-id order (``observe``), storing the new
+   strategy state with the "observed" mark in one transaction;
+2. while executor slots are free, ask for proposals; give them ids and seeds, write their
+   initial weights, and store candidates + strategy state in one transaction; submit them;
+3. wait for results and store each as soon as it arrives.
+
+Because results reach the strategy in id order whatever order they finish in, and every seed
+is derived from the run seed and the candidate id, a run is reproducible for a given seed and
+executor width, and a resumed run (`resume_search`) continues exactly where the last committed
+transaction left it: finished candidates are never re-run, interrupted ones run again.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from genomorph.ir import ArchWeights, ConfigError, GenomorphError, Weights
+from genomorph.search.checkpoint import load_checkpoint, save_checkpoint
+from genomorph.search.data import DataConfig, cached_dataset
+from genomorph.search.evaluate import EpochCallback, Job, WorkerSpec
+from genomorph.search.executors import Executor, ExecutorKind, make_executor
+from genomorph.search.protocol import EvalResult, Proposal, SearchSetup, Strategy, derive_seed
+from genomorph.search.store import RunStore
+from genomorph.search.trainer import TrainConfig, auto_threads
+from pydantic import BaseModel, ConfigDict, Field
+
+#: how often the driver wakes up while waiting, to check the time limit
+POLL_S = 1.0
+
+
+class RunConfig(BaseModel):
+    """Everything a run is made from; stored in the run database so ``resume`` needs nothing else."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    strategy: str
+    strategy_config: dict[str, Any] = Field(default_factory=dict)
+    setup: SearchSetup
+    data: DataConfig
+    train: TrainConfig
+    executor: ExecutorKind = "inprocess"
+    workers: int = Field(default=1, ge=1)
+    address: str | None = None
+    time_limit: float | None = Field(default=None, gt=0)
+    """Seconds of run time after which the strategy is told to wrap up."""
+
+
+class SearchObserver(Protocol):
+    """What a user interface gets told; every method is optional to act on."""
+
+    def started(self, store: RunStore, strategy: Strategy, resumed: bool) -> None: ...
+    def submitted(self, job: Job) -> None: ...
+    def finished(self, result: EvalResult) -> None: ...
+    def epoch(self, epoch: int, epochs: int, record: dict[str, float]) -> None: ...
+
+
+class _Silent:
+    def started(self, store: RunStore, strategy: Strategy, resumed: bool) -> None:
+        pass
+
+    def submitted(self, job: Job) -> None:
+        pass
+
+    def finished(self, result: EvalResult) -> None:
+        pass
+
+    def epoch(self, epoch: int, epochs: int, record: dict[str, float]) -> None:
+        pass
+
+
+class SearchInterrupted(Exception):
+    """Ctrl-C during a search: what was finished is stored; ``genomorph resume`` continues."""
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__(f"search interrupted; continue it with `genomorph resume {run_dir}`")
+        self.run_dir = run_dir
+
+
+@dataclass
+class _Context:
+    """The `SearchContext` a strategy sees during ``propose``."""
+
+    run_dir: Path
+    slots: int
+    wrap_up: bool
+
+    def load_weights(self, checkpoint: str) -> tuple[Weights, ArchWeights]:
+        weights, arch, _ = load_checkpoint(self.run_dir / checkpoint)
+        return weights, arch
+
+
+def strategy_class(name: str) -> type[Strategy]:
+    """A registered strategy (``nash``), or any `Strategy` subclass given as ``package.module:Class``."""
+    if ":" in name:
+        import importlib
+
+        module_name, _, attribute = name.partition(":")
+        try:
+            found = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError) as err:
+            raise ConfigError(f"cannot load strategy {name}: {err}") from None
+        if not (isinstance(found, type) and issubclass(found, Strategy)):
+            raise ConfigError(f"{name} is not a genomorph Strategy class")
+        return found
+    from genomorph.search.strategies import STRATEGIES
+
+    if name not in STRATEGIES:
+        known = ", ".join(sorted(STRATEGIES)) or "none"
+        raise ConfigError(
+            f"unknown strategy '{name}'", hint=f"choose one of: {known} (or give package.module:Class)"
+        )
+    return STRATEGIES[name]
+
+
+def build_strategy(config: RunConfig) -> Strategy:
+    """A fresh strategy from a run config; ConfigError when its options are invalid."""
+    from pydantic import ValidationError
+
+    cls = strategy_class(config.strategy)
+    try:
+        options = cls.Config.model_validate(config.strategy_config)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())
+        raise ConfigError(
+            f"invalid options for strategy '{config.strategy}': {problems}",
+            hint=f"the options are: {', '.join(cls.Config.model_fields)}",
+        ) from None
+    return cls(options, config.setup)
+
+
+def checkpoint_path(cid: int, kind: str = "") -> str:
+    """Checkpoint file of a candidate, relative to the run directory."""
+    return f"checkpoints/c{cid:05d}{'.' + kind if kind else ''}.pt"
+
+
+class Driver:
+    def __init__(
+        self,
+        store: RunStore,
+        strategy: Strategy,
+        executor: Executor,
+        config: RunConfig,
+        observer: SearchObserver | None = None,
+    ) -> None:
+        self.store = store
+        self.strategy = strategy
+        self.executor = executor
+        self.config = config
+        self.observer = observer or _Silent()
+        self.inflight: dict[int, Job] = {}
+        self.ready: dict[int, EvalResult] = {}
+        self.next_id = store.next_id()
+        unobserved = [c.id for c in store.candidates() if not c.observed]
+        self.next_to_observe = min(unobserved, default=self.next_id)
+
+    # ------------------------------------------------------------------ steps
+    def _job(self, cid: int, seed: int, request: Any) -> Job:
+        return Job(id=cid, request=request, seed=seed, checkpoint=checkpoint_path(cid))
+
+    def _submit(self, jobs: list[Job]) -> None:
+        if not jobs:
+            return
+        self.store.mark_running([j.id for j in jobs])
+        for job in jobs:
+            self.inflight[job.id] = job
+            self.executor.submit(job)
+            self.observer.submitted(job)
+
+    def _accept(self, proposals: list[Proposal]) -> list[Job]:
+        """Give proposals ids, seeds and initial checkpoints, and store them with the strategy state."""
+        jobs = []
+        for offset, proposal in enumerate(proposals):
+            cid = self.next_id + offset
+            request = proposal.request
+            if proposal.weights is not None or proposal.arch is not None:
+                init = checkpoint_path(cid, "init")
+                save_checkpoint(
+                    self.store.run_dir / init, proposal.weights or {}, proposal.arch, genome=request.genome
+                )
+                request = request.model_copy(update={"init_checkpoint": init})
+            seed = request.seed if request.seed is not None else derive_seed(self.config.setup.seed, cid)
+            jobs.append(self._job(cid, seed, request))
+        self.store.add_candidates([(j.id, j.request, j.seed) for j in jobs], self.strategy.state())
+        self.next_id += len(jobs)
+        return jobs
+
+    def _observe_in_order(self) -> None:
+        while self.next_to_observe in self.ready:
+            result = self.ready.pop(self.next_to_observe)
+            self.strategy.observe(result)
+            self.store.mark_observed(result.id, self.strategy.state())
+            self.next_to_observe += 1
+
+    def _wrap_up(self) -> bool:
+        limit = self.config.time_limit
+        return limit is not None and self.store.elapsed() >= limit
+
+    def _propose(self) -> None:
+        while not self.strategy.done():
+            slots = self.executor.width - len(self.inflight)
+            if slots <= 0:
+                return
+            ctx = _Context(self.store.run_dir, slots, self._wrap_up())
+            proposals = self.strategy.propose(ctx)
+            if not proposals:
+                return
+            self._submit(self._accept(proposals))
+
+    # ------------------------------------------------------------------ the loop
+    def resume_pending(self) -> None:
+        """Re-submit candidates a previous session left queued or running; queue unobserved results."""
+        queued = set(self.store.requeue_unfinished())
+        jobs = []
+        for cand in self.store.candidates():
+            if cand.id in queued:
+                jobs.append(self._job(cand.id, cand.seed, cand.request))
+            elif not cand.observed:
+                self.ready[cand.id] = cand.result()
+        self._submit(jobs)
+
+    def run(self) -> None:
+        """Run until the strategy is done. Ctrl-C raises `SearchInterrupted` after closing the executor."""
+        try:
+            self.resume_pending()
+            while True:
+                self._observe_in_order()
+                if self.strategy.done() and not self.inflight and not self.ready:
+                    break
+                self._propose()
+                if not self.inflight:
+                    if self.ready:
+                        raise RuntimeError(
+                            f"results {sorted(self.ready)} wait for candidate {self.next_to_observe}"
+                        )
+                    if self.strategy.done():
+                        break
+                    raise RuntimeError(
+                        f"strategy '{self.strategy.name}' proposed nothing while nothing is running and it is not done"
+                    )
+                for result in self.executor.wait(timeout=POLL_S):
+                    if self.inflight.pop(result.id, None) is None:
+                        continue  # a stale result of a job abandoned earlier
+                    self.store.record_result(result)
+                    self.ready[result.id] = result
+                    self.observer.finished(result)
+        except KeyboardInterrupt:
+            self.executor.close()
+            self.store.set("status", "interrupted", event="interrupted")
+            raise SearchInterrupted(self.store.run_dir) from None
+        self.executor.close()
+        self.store.set("result_candidate", self.strategy.result_candidate())
+        self.store.set("status", "finished", event="finished")
+
+
+# --------------------------------------------------------------------------- entry points
+def _spec(config: RunConfig, run_dir: Path) -> WorkerSpec:
+    width = config.workers if config.executor != "inprocess" else 1
+    threads = auto_threads(config.train.threads, config.setup.dataset.input_shape, width)
+    return WorkerSpec(run_dir=str(run_dir.resolve()), data=config.data, train=config.train, threads=threads)
+
+
+def _executor(config: RunConfig, run_dir: Path, on_epoch: EpochCallback | None) -> Executor:
+    return make_executor(
+        config.executor,
+        _spec(config, run_dir),
+        workers=config.workers,
+        address=config.address,
+        on_epoch=on_epoch,
+    )
+
+
+def prepare_setup(data: DataConfig, *, seed: int = 0, **fields: Any) -> SearchSetup:
+    """The `SearchSetup` of a new run: loads the data once, so a DataError comes before any training."""
+    return SearchSetup(seed=seed, dataset=cached_dataset(data).info, **fields)
+
+
+def start_search(config: RunConfig, run_dir: str | Path, observer: SearchObserver | None = None) -> RunStore:
+    """Create a run directory and run the search to its end; returns the (open) store."""
+    root = Path(run_dir)
+    strategy = build_strategy(config)  # invalid options fail before the run directory exists
+    store = RunStore.create(
+        root,
+        {"config": config.model_dump(mode="json"), "host": platform.node()},
+        strategy.state(),
+    )
+    return _run(store, strategy, config, observer, resumed=False)
+
+
+def resume_search(run_dir: str | Path, observer: SearchObserver | None = None) -> RunStore:
+    """Continue a run from its store; a run already finished only has its report rewritten."""
+    store = RunStore.open(run_dir)
+    config = RunConfig.model_validate(store.get("config"))
+    strategy = build_strategy(config)
+    strategy.load_state(store.strategy_state())
+    if store.get("status") == "finished":
+        return store
+    store.set("status", "running", event="resumed")
+    return _run(store, strategy, config, observer, resumed=True)
+
+
+def _run(
+    store: RunStore, strategy: Strategy, config: RunConfig, observer: SearchObserver | None, resumed: bool
+) -> RunStore:
+    on_epoch = observer.epoch if observer is not None else None
+    executor = _executor(config, store.run_dir, on_epoch)
+    driver = Driver(store, strategy, executor, config, observer)
+    if observer is not None:
+        observer.started(store, strategy, resumed)
+    try:
+        driver.run()
+    except GenomorphError:
+        executor.close()
+        store.set("status", "failed", event="failed")
+        raise
+    except SearchInterrupted:
+        raise
+    except BaseException:
+        executor.close()
+        raise
+    return store
+
+
+__all__ = [
+    "Driver",
+    "RunConfig",
+    "SearchInterrupted",
+    "SearchObserver",
+    "build_strategy",
+    "checkpoint_path",
+    "prepare_setup",
+    "resume_search",
+    "start_search",
+    "strategy_class",
+]

@@ -1,0 +1,260 @@
+"""The contract between search strategies and the engine that runs them. No torch here.
+
+A strategy is a resumable state machine over plain data:
+
+- ``propose(ctx)`` returns a (possibly empty) list of `Proposal`s: genome text plus budget,
+  optionally with initial weights (numpy, keyed by the node ids of ``parse(genome)``);
+- ``observe(result)`` receives every `EvalResult`, one at a time, in candidate-id order
+  (the order of proposal), whatever executor ran them and in whatever order they finished;
+- ``done()`` says the strategy has nothing more to do;
+- ``state()`` returns a JSON-serialisable dict from which ``load_state`` rebuilds the exact
+  same strategy (RNG state included). The driver stores it in the same SQLite transaction as
+  the candidates a proposal created or the result an observation consumed, so a run killed at
+  any moment resumes from the last committed state and replays nothing that was finished.
+
+The driver assigns candidate ids (0, 1, 2, ... in proposal order), derives each candidate's
+training seed from the run seed and its id unless the strategy sets one, writes initial
+weights to a checkpoint file, and sends `EvalRequest`s to an executor (in-process, process
+pool or Ray). Strategies never know which executor runs their candidates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from genomorph.ir import ArchWeights, Graph, Weights
+
+JSON = Any  # a value json.dumps accepts: str, int, float, bool, None, list, dict
+Task = Literal["classification", "regression"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DatasetInfo(_Frozen):
+    """What a strategy may know about the data: enough to build genomes that fit it."""
+
+    name: str
+    task: Task
+    input_shape: tuple[int, ...]
+    """Shape of one sample without the batch dimension: ``(C, H, W)`` or ``(F,)``."""
+    num_outputs: int
+    """Number of classes (classification) or of regression targets."""
+    train_size: int
+    val_size: int
+    test_size: int
+
+
+class Budget(_Frozen):
+    """How much training one candidate gets. ``None`` fields fall back to the run's trainer config."""
+
+    epochs: int = Field(default=1, ge=0)
+    """Training epochs; 0 evaluates the (inherited) weights without training."""
+    lr: float | None = Field(default=None, gt=0)
+    """Initial (maximum) learning rate of the schedule."""
+    schedule: Literal["cosine", "sgdr", "constant"] | None = None
+    """``cosine``: anneal from ``lr`` to 0 over ``epochs`` (a fresh restart per candidate, as NASH
+    does); ``sgdr``: warm restarts every ``restart_period`` epochs, period times ``restart_mult``."""
+    restart_period: int | None = Field(default=None, ge=1)
+    restart_mult: int | None = Field(default=None, ge=1)
+    train_on: Literal["train", "train+val"] = "train"
+    """``train+val`` is the final training of a winner; its validation metrics are then meaningless."""
+    test: bool = False
+    """Also evaluate on the test split (for the final result; never use it to select)."""
+    train_only: tuple[int, ...] | None = None
+    """Node ids (of ``parse(genome)``) whose weights train; all others frozen (repair training of
+    approximate morphisms). ``None`` trains everything."""
+
+
+class EvalRequest(_Frozen):
+    """One candidate evaluation: everything a worker needs besides the run's trainer and data config."""
+
+    genome: str
+    """Canonical genome text (``print_genome``)."""
+    budget: Budget = Budget()
+    parent: int | None = None
+    """Candidate id of the parent, for the history and the plots."""
+    rewrites: tuple[JSON, ...] = ()
+    """Rewrite records (JSON) that made this genome from the parent's, for the history."""
+    init_checkpoint: str | None = None
+    """Weights to start from: a checkpoint path relative to the run directory, e.g. a previous
+    result's ``checkpoint``. Set by the driver when a `Proposal` carries weights."""
+    seed: int | None = None
+    """Training seed; ``None`` lets the driver derive one from the run seed and the candidate id."""
+    meta: dict[str, JSON] = Field(default_factory=dict)
+    """Free-form strategy bookkeeping (step, role, ...), stored and echoed back in the result."""
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What ``propose`` returns: a request, and optionally the weights to start it from.
+
+    ``weights`` are keyed by the node ids of ``parse(request.genome)``; `canonical` turns a
+    rewritten graph and its weights into that form. The driver writes them to a checkpoint
+    file atomically before the candidate is stored, so the strategy never touches files.
+    """
+
+    request: EvalRequest
+    weights: Weights | None = None
+    arch: ArchWeights | None = None
+
+
+class Metrics(_Frozen):
+    """What an evaluation measured. Accuracies are fractions in [0, 1]."""
+
+    objective: float
+    """Higher is better: validation accuracy (classification) or validation R² (regression);
+    for ``train+val`` training, the test score when measured, else the training score."""
+    val_accuracy: float | None = None
+    val_loss: float | None = None
+    val_r2: float | None = None
+    test_accuracy: float | None = None
+    test_loss: float | None = None
+    test_r2: float | None = None
+    train_loss: float | None = None
+    train_accuracy: float | None = None
+    params: int
+    macs: int
+    epochs: int
+    history: tuple[dict[str, float], ...] = ()
+    """Per epoch: ``{"epoch", "lr", "train_loss", "val_loss", "val_accuracy"?}``."""
+
+
+class EvalResult(_Frozen):
+    """The outcome of one candidate, successful or not."""
+
+    id: int
+    request: EvalRequest
+    status: Literal["finished", "failed"]
+    reason: str | None = None
+    """Why it failed, in words (NaN loss, shape error, exception text, ...)."""
+    metrics: Metrics | None = None
+    checkpoint: str | None = None
+    """Trained weights, relative to the run directory; pass as ``init_checkpoint`` to inherit them."""
+    setup_s: float = 0.0
+    """Worker time outside training and evaluation: parse, lower, load and save weights."""
+    train_s: float = 0.0
+    eval_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "finished"
+
+
+class SearchSetup(_Frozen):
+    """What every strategy is built from, besides its own config. Stored with the run."""
+
+    seed: int = 0
+    dataset: DatasetInfo
+    start_genome: str | None = None
+    """Genome text given on the command line (``nash``'s starting network), if any."""
+    space: str | None = None
+    """Search-space file contents (TOML), if any: stored so a resume never re-reads the file."""
+    space_name: str | None = None
+    budget: int | None = None
+    """``--budget``: the strategy's main size knob (candidates, cycles, steps: its docs say)."""
+    epochs: int | None = None
+    """``--epochs``: training epochs per candidate, overriding the strategy's default."""
+    max_parallel: int = 1
+    """How many evaluations can run at once; a strategy may propose up to ``ctx.slots`` at a time."""
+
+
+class SearchContext(Protocol):
+    """What the driver offers a strategy during ``propose``."""
+
+    @property
+    def slots(self) -> int:
+        """Free executor slots now (≥ 1); proposing more is allowed, they just queue."""
+        ...
+
+    @property
+    def wrap_up(self) -> bool:
+        """True once the user's time limit passed or Ctrl-C was pressed: stop exploring, propose
+        only what finishes the run (e.g. the final training of the winner) or nothing."""
+        ...
+
+    def load_weights(self, checkpoint: str) -> tuple[Weights, ArchWeights]:
+        """Numpy weights of a checkpoint (a result's ``checkpoint``), keyed by node id."""
+        ...
+
+
+class Strategy(ABC):
+    """Base class of every strategy; register subclasses in ``search/strategies``' ``STRATEGIES``."""
+
+    #: the name used on the command line (``--strategy NAME``)
+    name: ClassVar[str]
+    #: the pydantic model of the strategy's own options (``--set key=value`` / config file)
+    Config: ClassVar[type[BaseModel]]
+
+    def __init__(self, config: BaseModel, setup: SearchSetup) -> None:
+        self.config = config
+        self.setup = setup
+
+    @abstractmethod
+    def propose(self, ctx: SearchContext) -> list[Proposal]:
+        """New candidates to evaluate; ``[]`` while waiting for outstanding results."""
+
+    @abstractmethod
+    def observe(self, result: EvalResult) -> None:
+        """Take in one result (finished or failed), in candidate-id order."""
+
+    @abstractmethod
+    def done(self) -> bool:
+        """Nothing more to propose and nothing more expected."""
+
+    @abstractmethod
+    def state(self) -> dict[str, JSON]:
+        """Everything needed to continue, JSON-serialisable (RNG state included)."""
+
+    @abstractmethod
+    def load_state(self, state: dict[str, JSON]) -> None:
+        """Restore what ``state()`` returned, on a freshly constructed strategy."""
+
+    def planned(self) -> int | None:
+        """How many candidates the whole run will evaluate, if known (for progress bars only)."""
+        return None
+
+    def result_candidate(self) -> int | None:
+        """The candidate id the run reports as its answer (e.g. the finally trained winner);
+        ``None`` lets the report pick the finished candidate with the best objective."""
+        return None
+
+
+def derive_seed(run_seed: int, candidate_id: int, salt: str = "candidate") -> int:
+    """A 31-bit seed from the run seed and a candidate id, stable across Python versions."""
+    digest = hashlib.sha256(f"{salt}:{run_seed}:{candidate_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def canonical(graph: Graph, weights: Weights | None = None) -> tuple[str, Weights | None]:
+    """Genome text of ``graph`` and its weights re-keyed to the ids ``parse`` of that text gives."""
+    from genomorph.ir.printer import print_genome
+    from genomorph.ir.weights import remap
+
+    relabeled, mapping = graph.relabeled()
+    text = print_genome(relabeled)
+    return text, (remap(weights, mapping) if weights is not None else None)
+
+
+__all__ = [
+    "JSON",
+    "Budget",
+    "DatasetInfo",
+    "EvalRequest",
+    "EvalResult",
+    "Metrics",
+    "Proposal",
+    "SearchContext",
+    "SearchSetup",
+    "Strategy",
+    "Task",
+    "canonical",
+    "derive_seed",
+]

@@ -1,0 +1,359 @@
+"""The run store: one SQLite database per run directory, written only by the driver.
+
+Tables:
+
+- ``run``: key → JSON value (the run's configuration, setup, strategy name and config, status,
+  elapsed time); what ``genomorph resume`` rebuilds everything from.
+- ``candidates``: one row per proposed evaluation, with its request (genome, parent, rewrite
+  records, budget, seed), status ``queued → running → finished | failed``, failure reason,
+  metrics, timings, checkpoint path, and ``observed`` (the strategy has consumed the result).
+- ``strategy``: the strategy's last committed state (one row).
+- ``events``: started / resumed / interrupted / finished, for the report and for debugging.
+
+WAL mode lets ``genomorph report`` read while a search writes. Every change is one
+transaction (``BEGIN IMMEDIATE`` … ``COMMIT``), so a ``kill -9`` leaves the database as it was
+after the last complete change; ``synchronous=NORMAL`` keeps that guarantee for process kills.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from genomorph.ir import ConfigError, DataError
+from genomorph.search.protocol import JSON, EvalRequest, EvalResult, Metrics
+
+SCHEMA_VERSION = 1
+DB_NAME = "run.db"
+Status = Literal["queued", "running", "finished", "failed"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS run (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS candidates (
+    id INTEGER PRIMARY KEY,
+    genome TEXT NOT NULL,
+    parent INTEGER,
+    rewrites TEXT NOT NULL,
+    budget TEXT NOT NULL,
+    request TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'finished', 'failed')),
+    reason TEXT,
+    metrics TEXT,
+    objective REAL,
+    val_accuracy REAL,
+    test_accuracy REAL,
+    params INTEGER,
+    macs INTEGER,
+    setup_s REAL,
+    train_s REAL,
+    eval_s REAL,
+    checkpoint TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    observed INTEGER NOT NULL DEFAULT 0,
+    created_s REAL NOT NULL,
+    finished_s REAL
+);
+CREATE TABLE IF NOT EXISTS strategy (id INTEGER PRIMARY KEY CHECK (id = 0), state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at_s REAL NOT NULL, kind TEXT NOT NULL, detail TEXT
+);
+"""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One row of ``candidates``, decoded."""
+
+    id: int
+    request: EvalRequest
+    seed: int
+    status: Status
+    reason: str | None
+    metrics: Metrics | None
+    checkpoint: str | None
+    setup_s: float | None
+    train_s: float | None
+    eval_s: float | None
+    attempts: int
+    observed: bool
+    created_s: float
+    finished_s: float | None
+
+    @property
+    def genome(self) -> str:
+        return self.request.genome
+
+    @property
+    def parent(self) -> int | None:
+        return self.request.parent
+
+    def result(self) -> EvalResult:
+        """The stored outcome as the strategy saw (or will see) it."""
+        if self.status not in ("finished", "failed"):
+            raise ValueError(f"candidate {self.id} has no result yet ({self.status})")
+        return EvalResult(
+            id=self.id,
+            request=self.request,
+            status=self.status,  # type: ignore[arg-type]
+            reason=self.reason,
+            metrics=self.metrics,
+            checkpoint=self.checkpoint,
+            setup_s=self.setup_s or 0.0,
+            train_s=self.train_s or 0.0,
+            eval_s=self.eval_s or 0.0,
+        )
+
+
+def _dumps(value: JSON) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+class RunStore:
+    """Read and write one run's database. Create with `RunStore.create`, reopen with `RunStore.open`."""
+
+    def __init__(self, run_dir: Path, connection: sqlite3.Connection) -> None:
+        self.run_dir = run_dir
+        self._db = connection
+        self._session_start = time.monotonic()
+        self._offset = float(self.get("elapsed_s", 0.0))
+
+    # ------------------------------------------------------------------ opening
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        return db
+
+    @classmethod
+    def create(cls, run_dir: str | Path, meta: dict[str, JSON], state: dict[str, JSON]) -> RunStore:
+        """A new run in ``run_dir`` (made if needed); ConfigError if it already holds a run.
+
+        The database is built under a temporary name and renamed into place, so a kill during
+        creation leaves either no run or a complete one, never a database without its config.
+        """
+        root = Path(run_dir)
+        target = root / DB_NAME
+        if target.exists():
+            raise ConfigError(
+                f"{root} already holds a run",
+                hint=f"continue it with `genomorph resume {root}`, or choose another --out",
+            )
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "checkpoints").mkdir(exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{DB_NAME}.", suffix=".tmp", dir=root)
+        os.close(fd)
+        try:
+            draft = sqlite3.connect(tmp, isolation_level=None)
+            draft.executescript(_SCHEMA)
+            draft.execute("BEGIN")
+            for key, value in {
+                "schema_version": SCHEMA_VERSION,
+                "status": "running",
+                "elapsed_s": 0.0,
+                **meta,
+            }.items():
+                draft.execute("INSERT INTO run (key, value) VALUES (?, ?)", (key, _dumps(value)))
+            draft.execute("INSERT INTO strategy (id, state) VALUES (0, ?)", (_dumps(state),))
+            draft.execute("INSERT INTO events (at_s, kind, detail) VALUES (0.0, 'started', NULL)")
+            draft.execute("COMMIT")
+            draft.close()
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return cls(root, cls._connect(target))
+
+    @classmethod
+    def open(cls, run_dir: str | Path) -> RunStore:
+        root = Path(run_dir)
+        path = root / DB_NAME
+        if not path.is_file():
+            raise DataError(
+                f"{root} is not a run directory: {path} does not exist",
+                hint="give the --out directory of a `genomorph search`",
+            )
+        try:
+            db = cls._connect(path)
+            version = db.execute("SELECT value FROM run WHERE key = 'schema_version'").fetchone()
+        except sqlite3.DatabaseError as err:
+            raise DataError(f"{path} cannot be read as a run database: {err}") from None
+        if version is None or json.loads(version[0]) != SCHEMA_VERSION:
+            raise DataError(f"{path} was written by an incompatible genomorph (schema {version})")
+        return cls(root, db)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ------------------------------------------------------------------ plumbing
+    def elapsed(self) -> float:
+        """Run time in seconds, summed over every session of this run (resumes included)."""
+        return self._offset + time.monotonic() - self._session_start
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+            self._put("elapsed_s", self.elapsed())
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def _put(self, key: str, value: JSON) -> None:
+        self._db.execute("INSERT OR REPLACE INTO run (key, value) VALUES (?, ?)", (key, _dumps(value)))
+
+    def _event(self, kind: str, detail: JSON) -> None:
+        self._db.execute(
+            "INSERT INTO events (at_s, kind, detail) VALUES (?, ?, ?)",
+            (self.elapsed(), kind, None if detail is None else _dumps(detail)),
+        )
+
+    # ------------------------------------------------------------------ run metadata
+    def get(self, key: str, default: JSON = None) -> JSON:
+        row = self._db.execute("SELECT value FROM run WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def meta(self) -> dict[str, JSON]:
+        return {k: json.loads(v) for k, v in self._db.execute("SELECT key, value FROM run ORDER BY key")}
+
+    def set(self, key: str, value: JSON, event: str | None = None, detail: JSON = None) -> None:
+        with self._transaction():
+            self._put(key, value)
+            if event:
+                self._event(event, detail)
+
+    def event(self, kind: str, detail: JSON = None) -> None:
+        with self._transaction():
+            self._event(kind, detail)
+
+    def events(self) -> list[tuple[float, str, JSON]]:
+        rows = self._db.execute("SELECT at_s, kind, detail FROM events ORDER BY id")
+        return [(at, kind, None if d is None else json.loads(d)) for at, kind, d in rows]
+
+    # ------------------------------------------------------------------ strategy state
+    def strategy_state(self) -> dict[str, JSON]:
+        row = self._db.execute("SELECT state FROM strategy WHERE id = 0").fetchone()
+        return json.loads(row[0]) if row else {}
+
+    # ------------------------------------------------------------------ candidates
+    def next_id(self) -> int:
+        row = self._db.execute("SELECT COALESCE(MAX(id) + 1, 0) FROM candidates").fetchone()
+        return int(row[0])
+
+    def add_candidates(self, jobs: Sequence[tuple[int, EvalRequest, int]], state: dict[str, JSON]) -> None:
+        """Insert ``(id, request, seed)`` rows as ``queued`` and the strategy state that proposed them."""
+        with self._transaction() as db:
+            for cid, request, seed in jobs:
+                db.execute(
+                    "INSERT INTO candidates (id, genome, parent, rewrites, budget, request, seed, status, created_s)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?)",
+                    (
+                        cid,
+                        request.genome,
+                        request.parent,
+                        _dumps(list(request.rewrites)),
+                        request.budget.model_dump_json(),
+                        request.model_dump_json(),
+                        seed,
+                        self.elapsed(),
+                    ),
+                )
+            db.execute("UPDATE strategy SET state = ? WHERE id = 0", (_dumps(state),))
+
+    def mark_running(self, ids: Sequence[int]) -> None:
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE candidates SET status = 'running', attempts = attempts + 1 WHERE id = ?",
+                [(i,) for i in ids],
+            )
+
+    def record_result(self, result: EvalResult) -> None:
+        """Store a finished or failed evaluation (not yet observed by the strategy)."""
+        m = result.metrics
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE candidates SET status = ?, reason = ?, metrics = ?, objective = ?, val_accuracy = ?,"
+                " test_accuracy = ?, params = ?, macs = ?, setup_s = ?, train_s = ?, eval_s = ?, checkpoint = ?,"
+                " finished_s = ? WHERE id = ? AND status IN ('queued', 'running')",
+                (
+                    result.status,
+                    result.reason,
+                    m.model_dump_json() if m else None,
+                    m.objective if m else None,
+                    m.val_accuracy if m else None,
+                    m.test_accuracy if m else None,
+                    m.params if m else None,
+                    m.macs if m else None,
+                    result.setup_s,
+                    result.train_s,
+                    result.eval_s,
+                    result.checkpoint,
+                    self.elapsed(),
+                    result.id,
+                ),
+            )
+            if cursor.rowcount != 1:
+                raise RuntimeError(f"candidate {result.id} is not waiting for a result")
+
+    def mark_observed(self, cid: int, state: dict[str, JSON]) -> None:
+        """The strategy consumed candidate ``cid``'s result; store its new state with that fact."""
+        with self._transaction() as db:
+            db.execute("UPDATE candidates SET observed = 1 WHERE id = ?", (cid,))
+            db.execute("UPDATE strategy SET state = ? WHERE id = 0", (_dumps(state),))
+
+    def requeue_unfinished(self) -> list[int]:
+        """After a crash: candidates left ``running`` go back to ``queued``; returns all queued ids."""
+        with self._transaction() as db:
+            db.execute("UPDATE candidates SET status = 'queued' WHERE status = 'running'")
+        return [
+            r[0] for r in self._db.execute("SELECT id FROM candidates WHERE status = 'queued' ORDER BY id")
+        ]
+
+    def candidates(self, status: Status | None = None) -> list[Candidate]:
+        query = (
+            "SELECT id, request, seed, status, reason, metrics, checkpoint, setup_s, train_s, eval_s, attempts,"
+            " observed, created_s, finished_s FROM candidates"
+        )
+        args: tuple = ()
+        if status is not None:
+            query += " WHERE status = ?"
+            args = (status,)
+        rows = self._db.execute(query + " ORDER BY id", args).fetchall()
+        return [
+            Candidate(
+                id=r[0],
+                request=EvalRequest.model_validate_json(r[1]),
+                seed=r[2],
+                status=r[3],
+                reason=r[4],
+                metrics=Metrics.model_validate_json(r[5]) if r[5] else None,
+                checkpoint=r[6],
+                setup_s=r[7],
+                train_s=r[8],
+                eval_s=r[9],
+                attempts=r[10],
+                observed=bool(r[11]),
+                created_s=r[12],
+                finished_s=r[13],
+            )
+            for r in rows
+        ]
+
+    def counts(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT status, COUNT(*) FROM candidates GROUP BY status")
+        return {status: n for status, n in rows}
+
+
+__all__ = ["DB_NAME", "SCHEMA_VERSION", "Candidate", "RunStore", "Status"]

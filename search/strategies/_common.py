@@ -1,0 +1,123 @@
+"""Small pieces shared by the strategies: option resolution, RNG state, members, final training."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from genomorph.ir import ConfigError
+from genomorph.search.protocol import JSON, Budget, EvalRequest, EvalResult, Proposal, SearchSetup
+from pydantic import BaseModel, ConfigDict
+
+from .space import SearchSpace, parse_space
+
+#: dataset name used when a strategy has no defaults for the run's dataset
+OTHER = "other"
+
+
+def dataset_default(table: dict[str, dict[str, Any]], dataset: str, key: str) -> Any:
+    return table.get(dataset, table[OTHER])[key]
+
+
+def pick(
+    key: str,
+    configured: Any,
+    table: dict[str, dict[str, Any]],
+    dataset: str,
+    cli: Any = None,
+    cli_flag: str | None = None,
+) -> Any:
+    """An option's value: the command-line flag, else the strategy option, else the dataset default.
+
+    Giving both the flag and the option with different values is an error, not a silent choice.
+    """
+    if cli is not None and configured is not None and cli != configured:
+        raise ConfigError(
+            f"{cli_flag} {cli} contradicts the strategy option {key} = {configured}",
+            hint=f"give only one of {cli_flag} and --set {key}=...",
+        )
+    if cli is not None:
+        return cli
+    if configured is not None:
+        return configured
+    return dataset_default(table, dataset, key)
+
+
+def rng_state(rng: np.random.Generator) -> dict[str, JSON]:
+    return rng.bit_generator.state  # a dict of ints and strings: JSON as it is
+
+
+def rng_from_state(state: dict[str, JSON]) -> np.random.Generator:
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state
+    return rng
+
+
+def space_from_setup(setup: SearchSetup, strategy: str) -> SearchSpace:
+    """The run's search space (stored as text in the setup), bound to the dataset's shape."""
+    if setup.space is None:
+        raise ConfigError(
+            f"the {strategy} strategy needs a search space",
+            hint="pass one with --space FILE, e.g. --space examples/space_ga.toml",
+        )
+    space = parse_space(setup.space, source_name=setup.space_name or "<space>")
+    info = setup.dataset
+    if info.task != "classification":
+        raise ConfigError(
+            f"the {strategy} strategy searches classifiers, but dataset '{info.name}' is a {info.task} task",
+            hint="use digits, mnist, fashion-mnist, cifar10 or cifar100",
+        )
+    return space.bind(info.input_shape, info.num_outputs)
+
+
+class Member(BaseModel):
+    """A finished candidate as the strategies remember it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: int
+    genome: str
+    objective: float
+    checkpoint: str | None = None
+    params: int = 0
+    genes: list[dict] | None = None
+    """The space genes (sequential strategies), so mutations need not re-parse the genome."""
+
+    @classmethod
+    def from_result(cls, result: EvalResult, genes: list[dict] | None = None) -> Member:
+        assert result.metrics is not None
+        return cls(
+            id=result.id,
+            genome=result.request.genome,
+            objective=result.metrics.objective,
+            checkpoint=result.checkpoint,
+            params=result.metrics.params,
+            genes=genes,
+        )
+
+
+def better(a: Member | None, b: Member) -> Member:
+    """The better of two members; on a tie the earlier (smaller id) one stays."""
+    if a is None or b.objective > a.objective or (b.objective == a.objective and b.id < a.id):
+        return b
+    return a
+
+
+def final_proposal(best: Member, epochs: int, lr: float | None) -> Proposal:
+    """Train the winner on train+val from its own weights and measure the test split.
+
+    With ``epochs = 0`` the winner's trained weights are only evaluated on the test split.
+    """
+    budget = (
+        Budget(epochs=epochs, lr=lr, schedule="cosine", train_on="train+val", test=True)
+        if epochs > 0
+        else Budget(epochs=0, test=True)
+    )
+    request = EvalRequest(
+        genome=best.genome,
+        budget=budget,
+        parent=best.id,
+        init_checkpoint=best.checkpoint,
+        meta={"role": "final"},
+    )
+    return Proposal(request)

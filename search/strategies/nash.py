@@ -1,0 +1,363 @@
+"""NASH: neural architecture search by hill climbing (paper 002, Algorithm 1; paper 001's budgets).
+
+    N* <- N0, trained for `start_epochs` with cosine annealing
+    for i in 1..n_steps:
+        for j in 1..n_child:
+            N_j <- GenerateChild(N*, n_op, T)      # n_op exact morphisms, each drawn uniformly
+            train N_j for n_epochs, cosine-annealed from the full learning rate (SGDR: one
+            restart per step), starting from the inherited weights (Lamarckian)
+        N* <- the child with the best validation accuracy
+    train N* on train+val for `final_epochs` and evaluate it on the test split
+
+T is ``deepen`` (insert conv-bn-relu), ``widen`` (more filters in a conv) and ``skip`` (a skip
+connection with an additive or a concatenating merge, each half the time). Morphisms are
+applied here, on the IR and the parent's numpy weights; the child's function equals its
+parent's, so every child starts where the parent ended. A morphism that would push the child
+above ``max_params`` is refused and another is drawn (paper 001 stops growing at 20 M).
+Every child's choices come from its own generator seeded with (run seed, step, child), so a
+child does not depend on how many proposals the driver asked for at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from genomorph.ir import DataError, Graph, NotApplicable, Weights, verify
+from genomorph.ir.ops import Input, Linear
+from genomorph.search.protocol import (
+    JSON,
+    Budget,
+    EvalRequest,
+    EvalResult,
+    Proposal,
+    SearchContext,
+    SearchSetup,
+    Strategy,
+    canonical,
+)
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ._common import OTHER, Member, better, pick
+
+#: paper 001's vanilla model: three conv-bn-relu blocks, max-pooling between them, one linear layer.
+#: `examples/vanilla.genome` holds the same text; the input and class count are set from the data.
+VANILLA = """\
+# The vanilla start network of NASH (papers 001 and 002): three conv-bn-relu blocks with
+# max-pooling between them and a linear classifier. `genomorph search --strategy nash` starts
+# from it by default, with the input shape and the class count set from the dataset.
+input 1x8x8
+conv(32, 3, bias=false) bn relu
+maxpool(2)
+conv(64, 3, bias=false) bn relu
+maxpool(2)
+conv(128, 3, bias=false) bn relu
+gap linear(10)
+"""
+
+#: operator name -> the rewrites (``genomorph.ir.rewrites.REWRITES`` names) it draws from
+OPERATORS: dict[str, tuple[str, ...]] = {
+    "deepen": ("deepen",),
+    "widen": ("widen",),
+    "skip": ("skip-add", "skip-concat"),
+}
+
+#: defaults per dataset (see docs/strategies.md for the measurements behind them)
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "digits": {"steps": 3, "children": 8, "ops": 5, "epochs": 8, "start_epochs": 10, "final_epochs": 15},
+    "mnist": {"steps": 3, "children": 4, "ops": 3, "epochs": 1, "start_epochs": 2, "final_epochs": 2},
+    "fashion-mnist": {"steps": 3, "children": 4, "ops": 3, "epochs": 1, "start_epochs": 2, "final_epochs": 2},
+    OTHER: {"steps": 5, "children": 8, "ops": 5, "epochs": 5, "start_epochs": 10, "final_epochs": 20},
+}
+
+#: draws per morphism before a child gives up growing (nothing applies, or all exceed the cap)
+DRAWS_PER_OP = 20
+
+
+class NashConfig(BaseModel):
+    """Options of ``--strategy nash`` (``None`` = the dataset's default)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    steps: int | None = Field(default=None, ge=0)
+    """n_steps: hill-climbing steps (``--budget``)."""
+    children: int | None = Field(default=None, ge=1)
+    """n_child: children per step (paper: 8)."""
+    ops: int | None = Field(default=None, ge=1)
+    """n_op: morphisms applied to make one child (paper: 5)."""
+    epochs: int | None = Field(default=None, ge=1)
+    """n_epochs: training epochs of every child (``--epochs``)."""
+    start_epochs: int | None = Field(default=None, ge=0)
+    """Training epochs of the start network N0 before the first step."""
+    final_epochs: int | None = Field(default=None, ge=0)
+    """Epochs of the winner's final training on train+val (0: only evaluate it on the test split)."""
+    lr: float | None = Field(default=None, gt=0)
+    """Learning rate every step restarts from; ``None`` = the trainer's."""
+    final_lr: float | None = Field(default=None, gt=0)
+    """Learning rate of the final training; ``None`` = ``lr``."""
+    operators: tuple[str, ...] = ("deepen", "widen", "skip")
+    """The operator set T, drawn uniformly (``skip`` = skip-add or skip-concat)."""
+    max_params: int | None = Field(default=20_000_000, ge=1)
+    """No child grows beyond this many parameters (paper 001: 20 M); ``None`` = no cap."""
+
+    @field_validator("operators")
+    @classmethod
+    def _known(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from genomorph.ir.rewrites import REWRITES
+
+        known = set(OPERATORS) | set(REWRITES)
+        unknown = [op for op in v if op not in known]
+        if unknown or not v:
+            raise ValueError(f"unknown operators {unknown}; choose from {sorted(known)}")
+        return v
+
+
+def adapt_to_data(graph: Graph, input_shape: tuple[int, ...], outputs: int) -> Graph:
+    """The vanilla network resized to a dataset: its input shape and its last linear layer."""
+    out = graph.copy()
+    out.set_op(out.input_node(), Input(shape=tuple(input_shape)))
+    last = out.output_node()
+    op = out.op(last)
+    if isinstance(op, Linear):
+        out.set_op(last, op.model_copy(update={"features": outputs}))
+    return verify(out)
+
+
+def start_genome(setup: SearchSetup) -> str:
+    """Canonical text of N0: the user's start genome as given, or the vanilla one fitted to the data."""
+    from genomorph.grammar import parse
+
+    info = setup.dataset
+    if setup.start_genome is not None:
+        graph = parse(setup.start_genome, source_name="<start genome>")
+        stats = graph.stats()
+        if tuple(stats.input_shape) != tuple(info.input_shape) or stats.output_shape != (info.num_outputs,):
+            raise DataError(
+                f"the start genome maps {_fmt(stats.input_shape)} to {_fmt(stats.output_shape)}, but dataset "
+                f"'{info.name}' has inputs of {_fmt(info.input_shape)} and {info.num_outputs} outputs",
+                hint=f"start it with `input {_fmt(info.input_shape)}` and end it with linear({info.num_outputs})",
+            )
+        return canonical(graph)[0]
+    if len(info.input_shape) != 3:
+        raise DataError(
+            f"nash's vanilla start network is a conv net, but dataset '{info.name}' has vector inputs",
+            hint="give a start genome for vector data, e.g. `input 2` linear(32) relu linear(2)",
+        )
+    graph = adapt_to_data(parse(VANILLA, source_name="<vanilla>"), info.input_shape, info.num_outputs)
+    return canonical(graph)[0]
+
+
+def _fmt(shape: tuple[int, ...]) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+class Nash(Strategy):
+    name: ClassVar[str] = "nash"
+    Config: ClassVar[type[BaseModel]] = NashConfig
+
+    def __init__(self, config: BaseModel, setup: SearchSetup) -> None:
+        super().__init__(config, setup)
+        cfg: NashConfig = config  # type: ignore[assignment]
+        data = setup.dataset.name
+        self.steps: int = pick("steps", cfg.steps, DEFAULTS, data, setup.budget, "--budget")
+        self.children: int = pick("children", cfg.children, DEFAULTS, data)
+        self.ops: int = pick("ops", cfg.ops, DEFAULTS, data)
+        self.epochs: int = pick("epochs", cfg.epochs, DEFAULTS, data, setup.epochs, "--epochs")
+        self.start_epochs: int = pick("start_epochs", cfg.start_epochs, DEFAULTS, data)
+        self.final_epochs: int = pick("final_epochs", cfg.final_epochs, DEFAULTS, data)
+        self.start = start_genome(setup)
+        # run state (all of it in `state()`)
+        self.phase = "start"  # start -> steps -> final -> done
+        self.step = 0  # 1-based index of the step whose children are in flight
+        self.issued = 0  # children of this step proposed so far
+        self.target = self.children  # children this step will have (fewer on wrap-up)
+        self.parent: Member | None = None  # N*
+        self.best_child: Member | None = None
+        self.observed = 0  # children of this step observed
+        self.final_id: int | None = None
+        self.history: list[dict[str, JSON]] = []  # one line per step, for the report
+        self._weights: tuple[str, Weights] | None = None  # parent weights cache (not state)
+
+    # ------------------------------------------------------------------ children
+    def _child(self, ctx: SearchContext, index: int) -> Proposal:
+        from genomorph.grammar import parse
+
+        assert self.parent is not None and self.parent.checkpoint is not None
+        if self._weights is None or self._weights[0] != self.parent.checkpoint:
+            self._weights = (self.parent.checkpoint, ctx.load_weights(self.parent.checkpoint)[0])
+        graph, weights = parse(self.parent.genome, source_name="<parent>"), self._weights[1]
+        rng = np.random.default_rng([self.setup.seed, self.step, index])
+        graph, weights, records = grow(
+            graph, weights, rng, self.ops, self.config.operators, self.config.max_params
+        )  # type: ignore[attr-defined]
+        text, weights = canonical(graph, weights)
+        request = EvalRequest(
+            genome=text,
+            budget=Budget(epochs=self.epochs, lr=self.config.lr, schedule="cosine"),  # type: ignore[attr-defined]
+            parent=self.parent.id,
+            rewrites=tuple(records),
+            meta={"role": "child", "step": self.step, "child": index},
+        )
+        return Proposal(request, weights=weights)
+
+    def _conclude_step(self) -> None:
+        """Hill climbing: move to the best child of the step (stay put if all of them failed)."""
+        assert self.parent is not None
+        moved = self.best_child is not None
+        if moved:
+            self.parent = self.best_child
+        self.history.append(
+            {"step": self.step, "children": self.target, "moved": moved, "parent": self.parent.id,
+             "objective": self.parent.objective, "params": self.parent.params}
+        )  # fmt: skip
+        self.best_child, self.issued, self.observed = None, 0, 0
+        if self.step >= self.steps:
+            self.phase = "final"
+        else:
+            self.step += 1
+            self.target = self.children
+
+    # ------------------------------------------------------------------ protocol
+    def propose(self, ctx: SearchContext) -> list[Proposal]:
+        out: list[Proposal] = []
+        if self.phase == "start" and self.step == 0:
+            self.step = -1  # marks N0 as proposed
+            budget = Budget(epochs=self.start_epochs, lr=self.config.lr, schedule="cosine")  # type: ignore[attr-defined]
+            out.append(Proposal(EvalRequest(genome=self.start, budget=budget, meta={"role": "start"})))
+        if self.phase == "steps" and ctx.wrap_up:
+            # stop exploring: the step ends with the children in flight, then the final training
+            self.target = self.issued
+            if self.issued == 0:
+                self.phase = "final"
+            elif self.observed == self.target:
+                self._conclude_step()
+                self.phase = "final"
+        if self.phase == "steps":
+            while self.issued < self.target and len(out) < max(1, ctx.slots):
+                out.append(self._child(ctx, self.issued))
+                self.issued += 1
+        if self.phase == "final":
+            self.phase = "final-issued"
+            out.append(self._final())
+        return out
+
+    def _final(self) -> Proposal:
+        assert self.parent is not None
+        cfg: NashConfig = self.config  # type: ignore[assignment]
+        lr = cfg.final_lr or cfg.lr
+        budget = (
+            Budget(epochs=self.final_epochs, lr=lr, schedule="cosine", train_on="train+val", test=True)
+            if self.final_epochs > 0
+            else Budget(epochs=0, test=True)
+        )
+        request = EvalRequest(
+            genome=self.parent.genome,
+            budget=budget,
+            parent=self.parent.id,
+            init_checkpoint=self.parent.checkpoint,
+            meta={"role": "final"},
+        )
+        return Proposal(request)
+
+    def observe(self, result: EvalResult) -> None:
+        role = result.request.meta.get("role")
+        if role == "start":
+            if not result.ok:
+                self.phase = "done"  # nothing to climb from; the run reports the failure
+                self.history.append({"step": 0, "failed": result.reason})
+                return
+            self.parent = Member.from_result(result)
+            self.history.append({"step": 0, "parent": result.id, "objective": self.parent.objective,
+                                 "params": self.parent.params})  # fmt: skip
+            self.phase, self.step, self.target = "steps", 1, self.children
+            if self.steps == 0:
+                self.phase = "final"
+            return
+        if role == "final":
+            self.final_id = result.id if result.ok else None
+            self.phase = "done"
+            return
+        self.observed += 1
+        if result.ok:
+            self.best_child = better(self.best_child, Member.from_result(result))
+        if self.observed == self.target and self.issued == self.target:
+            self._conclude_step()
+
+    def done(self) -> bool:
+        return self.phase == "done"
+
+    def result_candidate(self) -> int | None:
+        if self.final_id is not None:
+            return self.final_id
+        return self.parent.id if self.parent else None
+
+    # ------------------------------------------------------------------ state
+    _FIELDS: ClassVar[tuple[str, ...]] = ("steps", "phase", "step", "issued", "target", "observed",
+                                          "final_id", "history")  # fmt: skip
+
+    def state(self) -> dict[str, JSON]:
+        out: dict[str, JSON] = {name: getattr(self, name) for name in self._FIELDS}
+        out["parent"] = self.parent.model_dump() if self.parent else None
+        out["best_child"] = self.best_child.model_dump() if self.best_child else None
+        out["start"] = self.start
+        return out
+
+    def load_state(self, state: dict[str, JSON]) -> None:
+        for name in self._FIELDS:
+            setattr(self, name, state[name])
+        self.parent = Member.model_validate(state["parent"]) if state["parent"] else None
+        self.best_child = Member.model_validate(state["best_child"]) if state["best_child"] else None
+        self.start = state["start"]
+        self._weights = None
+
+
+# ---------------------------------------------------------------------------------- morphisms
+
+
+def grow(
+    graph: Graph,
+    weights: Weights | None,
+    rng: np.random.Generator,
+    n_op: int,
+    operators: tuple[str, ...],
+    max_params: int | None,
+) -> tuple[Graph, Weights | None, list[JSON]]:
+    """GenerateChild: apply ``n_op`` exact morphisms, each operator drawn uniformly from T.
+
+    Returns the child graph, its weights and the JSON records of the applied rewrites. Draws
+    that find no place to apply, or that would exceed ``max_params``, are refused; after
+    ``DRAWS_PER_OP * n_op`` refusals the child keeps the morphisms it has.
+    """
+    from genomorph.ir.rewrites import REWRITES
+
+    records: list[JSON] = []
+    applied, draws = 0, 0
+    while applied < n_op and draws < DRAWS_PER_OP * n_op:
+        draws += 1
+        operator = operators[int(rng.integers(len(operators)))]
+        variants = [name for name in OPERATORS.get(operator, (operator,)) if name in REWRITES]
+        name = variants[int(rng.integers(len(variants)))]
+        rewrite = REWRITES[name]
+        moves = rewrite.candidates(graph, weights)
+        if not moves:
+            continue
+        move = moves[int(rng.integers(len(moves)))]
+        try:
+            result = rewrite.apply(graph, weights, move, rng)
+        except NotApplicable:
+            continue
+        if max_params is not None and result.graph.stats().params > max_params:
+            continue
+        graph, weights = result.graph, result.weights
+        records.append(_record_json(name, result.record))
+        applied += 1
+    return graph, weights, records
+
+
+def _record_json(name: str, record: Any) -> JSON:
+    if isinstance(record, BaseModel):
+        return record.model_dump(mode="json")
+    return {"rewrite": name, "text": str(record)}
+
+
+__all__ = ["DEFAULTS", "OPERATORS", "VANILLA", "Nash", "NashConfig", "adapt_to_data", "grow", "start_genome"]

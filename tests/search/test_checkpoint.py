@@ -1,0 +1,72 @@
+"""Checkpoints: exact round trip, atomic replacement, refusal of foreign or broken files."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from genomorph.ir import DataError
+from genomorph.search.checkpoint import atomic_write, load_checkpoint, save_checkpoint
+
+
+def test_round_trip_keeps_values_shapes_and_dtypes(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    weights = {
+        3: {"weight": rng.normal(size=(4, 2, 3, 3)).astype(np.float32), "num_batches_tracked": np.array(7)},
+        5: {"bias": rng.normal(size=(4,)).astype(np.float32)},
+    }
+    arch = {"normal": rng.normal(size=(14, 8)).astype(np.float32)}
+    save_checkpoint(tmp_path / "c.pt", weights, arch, genome="input 2\nlinear(1)\n")
+    got, got_arch, genome = load_checkpoint(tmp_path / "c.pt")
+    assert genome == "input 2\nlinear(1)\n"
+    assert got.keys() == weights.keys()
+    for nid, per in weights.items():
+        for name, array in per.items():
+            assert got[nid][name].shape == array.shape and got[nid][name].dtype == array.dtype
+            np.testing.assert_array_equal(got[nid][name], array)
+    np.testing.assert_array_equal(got_arch["normal"], arch["normal"])
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporaries(tmp_path: Path) -> None:
+    target = tmp_path / "c.pt"
+    save_checkpoint(target, {1: {"w": np.ones(3, np.float32)}})
+
+    def crash(handle) -> None:
+        handle.write(b"half a file")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(target, crash)
+    np.testing.assert_array_equal(load_checkpoint(target)[0][1]["w"], np.ones(3, np.float32))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt"]
+
+
+def test_truncated_and_foreign_files_are_data_errors(tmp_path: Path) -> None:
+    good = tmp_path / "good.pt"
+    save_checkpoint(good, {1: {"w": np.ones(100, np.float32)}})
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:200])
+    with pytest.raises(DataError, match="cannot be read"):
+        load_checkpoint(truncated)
+    other = tmp_path / "state_dict.pt"
+    torch.save({"n1.weight": torch.ones(2)}, other)
+    with pytest.raises(DataError, match="not a genomorph weight checkpoint"):
+        load_checkpoint(other)
+    with pytest.raises(DataError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+class _Payload:
+    def __reduce__(self):  # what a malicious pickle does: run code while loading
+        return (print, ("pwned",))
+
+
+def test_loading_never_unpickles_arbitrary_objects(tmp_path: Path) -> None:
+    evil = tmp_path / "evil.pt"
+    with evil.open("wb") as handle:
+        pickle.dump({"format": "genomorph-weights/1", "weights": _Payload(), "arch": {}}, handle)
+    with pytest.raises(DataError, match="cannot be read"):
+        load_checkpoint(evil)

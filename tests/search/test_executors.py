@@ -1,0 +1,79 @@
+"""Executors: a process pool and a real local Ray instance give what the in-process executor gives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from genomorph.search.data import DataConfig
+from genomorph.search.driver import RunConfig, prepare_setup, start_search
+from genomorph.search.evaluate import Job, WorkerSpec
+from genomorph.search.executors import PoolExecutor
+from genomorph.search.protocol import Budget, EvalRequest
+from genomorph.search.store import RunStore
+from genomorph.search.trainer import TrainConfig
+from search_helpers import CHAIN, SMALL, TINY
+
+
+def _config(**changes) -> RunConfig:
+    data = DataConfig(name="digits")
+    fields = {
+        "strategy": CHAIN,
+        "strategy_config": {"genomes": [TINY, SMALL, TINY], "rounds": 2},
+        "setup": prepare_setup(data, seed=9),
+        "data": data,
+        "train": TrainConfig(threads=1),  # one thread everywhere: bitwise equal results
+    }
+    fields.update(changes)
+    return RunConfig(**fields)
+
+
+def _outcome(store: RunStore) -> list[tuple]:
+    return [(c.id, c.genome, c.status, c.seed, c.metrics) for c in store.candidates()]
+
+
+@pytest.fixture(scope="module")
+def in_process(tmp_path_factory) -> list[tuple]:
+    return _outcome(start_search(_config(), tmp_path_factory.mktemp("inprocess") / "run"))
+
+
+def test_pool_of_two_gives_the_in_process_results(tmp_path: Path, in_process: list[tuple]) -> None:
+    store = start_search(_config(executor="pool", workers=2), tmp_path / "run")
+    assert _outcome(store) == in_process
+    assert store.strategy_state()["seen"] == list(range(len(in_process)))
+
+
+@pytest.mark.slow
+def test_pool_survives_a_killed_worker(tmp_path: Path) -> None:
+    spec = WorkerSpec(run_dir=str(tmp_path), data=DataConfig(name="digits"), train=TrainConfig(), threads=1)
+    pool = PoolExecutor(spec, workers=2)
+    try:
+        job = Job(id=0, request=EvalRequest(genome=TINY, budget=Budget(epochs=1)), seed=0, checkpoint="c0.pt")
+        pool.submit(job)
+        results = []
+        while not results:
+            results = pool.wait(timeout=30)
+        assert results[0].ok
+        for process in list(pool._pool._processes.values()):  # noqa: SLF001 - simulate the OOM killer
+            process.kill()
+        pool.submit(job.model_copy(update={"id": 1, "checkpoint": "c1.pt"}))
+        results = []
+        while not results:
+            results = pool.wait(timeout=30)
+        # the job lost with the dead worker ran again in a fresh pool
+        assert [r.id for r in results] == [1] and results[0].ok
+    finally:
+        pool.close()
+
+
+@pytest.mark.slow
+def test_ray_local_instance_runs_a_search(tmp_path: Path, in_process: list[tuple]) -> None:
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        store = start_search(_config(executor="ray", workers=2), tmp_path / "run")
+    finally:
+        ray.shutdown()
+    outcome = _outcome(store)
+    assert outcome == in_process
+    assert all(c.status == "finished" for c in store.candidates())

@@ -1,0 +1,142 @@
+"""`genomorph resume` after `kill -9` at random moments ends exactly as an uninterrupted run.
+
+A real `genomorph search` process (aging evolution over a tiny paper-004 space on digits) is
+killed with SIGKILL several times at random moments, each time resumed, and finally resumed to
+the end. Every finished candidate must be kept exactly once, and the run must end with the same
+candidates, seeds and metrics as the same search run without interruption.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+SPACE = """
+name = "tiny"
+[layers]
+min = 2
+max = 3
+filters = [4, 8]
+kernels = [3]
+activations = ["relu", "tanh"]
+[reductions]
+count = 1
+[head]
+hidden = [8]
+"""
+GENOMORPH = [sys.executable, "-m", "genomorph.cli.main"]
+
+
+def _search(space: Path, out: Path) -> list[str]:
+    return [
+        *GENOMORPH,
+        "search",
+        "--strategy",
+        "evolution",
+        "--space",
+        str(space),
+        "--dataset",
+        "digits",
+        "--seed",
+        "3",
+        "--set",
+        "population=3",
+        "--set",
+        "cycles=8",
+        "--set",
+        "epochs=3",
+        "--set",
+        "final_epochs=1",
+        "--out",
+        str(out),
+    ]
+
+
+def _rows(run: Path) -> list[tuple]:
+    db = sqlite3.connect(run / "run.db")
+    rows = db.execute(
+        "SELECT id, genome, parent, status, seed, metrics, checkpoint, observed FROM candidates ORDER BY id"
+    ).fetchall()
+    db.close()
+    return rows
+
+
+def _attempts(run: Path) -> dict[int, int]:
+    db = sqlite3.connect(run / "run.db")
+    found = dict(db.execute("SELECT id, attempts FROM candidates"))
+    db.close()
+    return found
+
+
+def _finished(run: Path) -> int:
+    try:
+        db = sqlite3.connect(f"file:{run / 'run.db'}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(db.execute("SELECT COUNT(*) FROM candidates WHERE status = 'finished'").fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.Error:  # not created yet
+        return -1
+
+
+def _kill_when(command: list[str], run: Path, finished: int, delay: float) -> bool:
+    """Start ``command``; once ``finished`` candidates are finished, wait ``delay`` s and SIGKILL it.
+
+    Returns False if the process ended by itself first."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while _finished(run) < finished and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(delay)
+    if process.poll() is not None:
+        return False
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    return True
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_resume(tmp_path: Path) -> None:
+    space = tmp_path / "tiny.toml"
+    space.write_text(SPACE)
+    subprocess.run(_search(space, tmp_path / "reference"), check=True, capture_output=True)
+    reference = _rows(tmp_path / "reference")
+    assert len(reference) >= 5 and all(r[3] == "finished" for r in reference)
+
+    run = tmp_path / "killed"
+    seed = int(os.environ.get("GENOMORPH_KILL_SEED", "0")) or random.SystemRandom().randrange(1, 10**6)
+    rng = random.Random(seed)
+    # kill points: as soon as the run database exists, then after a random number of finished
+    # candidates plus a random part of a candidate's time (mid-training, mid-write, ...)
+    points = [
+        (0, 0.0),
+        *sorted((rng.randrange(0, len(reference) - 2), rng.uniform(0.0, 0.3)) for _ in range(4)),
+    ]
+    kills = 0
+    command = _search(space, run)
+    for finished, delay in points:
+        kills += _kill_when(command, run, finished, delay)
+        if (run / "run.db").exists():
+            command = [*GENOMORPH, "resume", str(run)]
+            # whatever was finished before the kill is still there, exactly once
+            rows = [r for r in _rows(run) if r[3] == "finished"]
+            assert len({r[0] for r in rows}) == len(rows)
+    assert kills >= 3, f"the run ended before it could be killed (GENOMORPH_KILL_SEED={seed})"
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert _rows(run) == [(*r[:7], 1) for r in reference], f"GENOMORPH_KILL_SEED={seed}"
+    assert max(_attempts(run).values()) <= kills + 1
+    summary = json.loads((run / "summary.json").read_text())
+    expected = json.loads((tmp_path / "reference" / "summary.json").read_text())
+    for key in ("best_candidate", "best_genome", "best_val_accuracy", "test_accuracy", "params"):
+        assert summary[key] == expected[key]
+    assert (run / "best.genome").is_file() and list(run.glob("*.png"))
