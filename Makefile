@@ -40,7 +40,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff format --check --extend-exclude '*.md' .
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -63,6 +63,13 @@ def data_options(func: F) -> F:
             ),
             click.option("--download", is_flag=True, help="Download a torchvision dataset into --data-dir."),
             click.option(
+                "--data-seed",
+                type=int,
+                default=0,
+                show_default=True,
+                help="Seed of the toy sets and of the torchvision train/val split (not of digits' fixed split).",
+            ),
+            click.option(
                 "--val-fraction",
                 type=click.FloatRange(0, 1, min_open=True, max_open=True),
                 help="Share of a torchvision training set held out for validation.  [default: 0.1]",
@@ -108,7 +115,7 @@ def trainer_options(func: F) -> F:
                 "--label-smoothing", type=click.FloatRange(0, 1, max_open=True), help="Label smoothing."
             ),
             click.option(
-                "--grad-clip", type=click.FloatRange(min=0, min_open=True), help="Gradient norm clip."
+                "--grad-clip", type=click.FloatRange(min=0), help="Gradient norm clip; 0 = off.  [default: 5]"
             ),
             click.option(
                 "--threads",
@@ -146,15 +153,21 @@ def _train_config(flags: dict[str, Any], epochs: int | None = None) -> Any:
     from genomorph.search.trainer import TrainConfig
 
     given = {k: flags[k] for k in _TRAINER_FLAGS if flags.get(k) is not None}
+    if given.get("grad_clip") == 0:
+        given["grad_clip"] = None
     if epochs is not None:
         given["epochs"] = epochs
     return TrainConfig(**given)
 
 
-def _data_config(flags: dict[str, Any], seed: int = 0) -> Any:
+def _data_config(flags: dict[str, Any]) -> Any:
     from genomorph.search.data import DataConfig
 
-    given: dict[str, Any] = {"name": flags["dataset"], "download": flags["download"], "seed": seed}
+    given: dict[str, Any] = {
+        "name": flags["dataset"],
+        "download": flags["download"],
+        "seed": flags["data_seed"],
+    }
     if flags.get("data_dir") is not None:
         given["data_dir"] = str(flags["data_dir"])
     if flags.get("val_fraction") is not None:
@@ -337,6 +350,8 @@ class RichSearchObserver:
         pass
 
     def finished(self, result: EvalResult) -> None:
+        from rich.markup import escape
+
         if result.ok and result.metrics is not None:
             self.finished_count += 1
             if result.request.budget.train_on == "train":
@@ -344,7 +359,7 @@ class RichSearchObserver:
         else:
             self.failed += 1
             reason = (result.reason or "").splitlines()[0] if result.reason else "?"
-            self.console.print(f"[yellow]candidate {result.id} failed:[/] {reason}")
+            self.console.print(f"[yellow]candidate {result.id} failed:[/] {escape(reason)}", soft_wrap=True)
         self.progress.update(self.epoch_task, visible=False)
         self._update()
 
@@ -413,8 +428,10 @@ def _run_with_ui(run: Callable[[Any], RunStore], run_dir: Path) -> None:
         observer.stop()
         store = RunStore.open(stop.run_dir)
         write_report(store, measure_test=False)
-        console.print(f"[bold yellow]interrupted[/]: finished candidates are kept in {run_dir}")
-        console.print(f"continue with: genomorph resume {run_dir}")
+        console.print(
+            f"[bold yellow]interrupted[/]: finished candidates are kept in {run_dir}", soft_wrap=True
+        )
+        console.print(f"continue with: genomorph resume {run_dir}", soft_wrap=True, markup=False)
         raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
     finally:
         observer.stop()

@@ -70,10 +70,14 @@ def param_count(graph: Graph, nid: NodeId) -> int:
 
 
 def depth(graph: Graph) -> int:
-    """Number of parameterised layers on the longest input -> output path."""
+    """Number of weight layers (conv, sep_conv, linear, ...) on the longest input -> output path.
+
+    Batch norm and merges do not count, so ResNet-18 has depth 18, as its name says.
+    """
+    shapes = graph.shapes()
     best: dict[int, int] = {}
     for nid in graph.order():
-        here = 1 if graph.op(nid).param_shapes(graph.input_shapes(nid)) else 0
+        here = 1 if graph.op(nid).macs(graph.input_shapes(nid), shapes[nid]) > 0 else 0
         best[nid] = here + max((best[i] for i in graph.inputs(nid)), default=0)
     return best[graph.output_node()]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .errors import VerifyError
 from .graph import Graph
+from .stats import arch_param_shapes
 
 
 def verify(graph: Graph) -> Graph:
@@ -27,6 +28,18 @@ def verify(graph: Graph) -> Graph:
                 span=node.span,
                 hint="put `aux` at the very end of a branch",
             )
+    seen: dict[str, int] = {}
+    for node in graph.nodes():
+        if node.name is None:
+            continue
+        if node.name in seen:
+            raise VerifyError(
+                f"{node.describe()} reuses the name '{node.name}' of n{seen[node.name]}",
+                span=node.span,
+                hint="value names must be unique; a rewrite that copies a node must drop or rename its name",
+            )
+        seen[node.name] = node.id
     graph.output_node()
     graph.shapes()
+    arch_param_shapes(graph)  # mixed ops of a group must use rows 0..k-1 with equal candidate counts
     return graph

@@ -15,7 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from genomorph.grammar import parse
 from genomorph.ir import GenomorphError
+from genomorph.lower import extract_weights, lower
 from genomorph.search.checkpoint import load_checkpoint, save_checkpoint
 from genomorph.search.data import DataConfig, cached_dataset, check_fits
 from genomorph.search.protocol import EvalRequest, EvalResult, Metrics
@@ -93,9 +95,6 @@ def _describe(err: BaseException) -> str:
 
 def evaluate_job(spec: WorkerSpec, job: Job, on_epoch: EpochCallback | None = None) -> EvalResult:
     """Evaluate one candidate; never raises for a candidate's own faults (only KeyboardInterrupt)."""
-    from genomorph.grammar import parse
-    from genomorph.lower import extract_weights, lower
-
     if spec.threads is not None and torch.get_num_threads() != spec.threads:
         torch.set_num_threads(spec.threads)
     clock = _Clock()

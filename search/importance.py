@@ -181,7 +181,9 @@ def decay_then_prune(
     """
     resolved = [m for m in moves if m.remove is not None]
     if len(resolved) != len(moves):
-        raise ValueError("decay_then_prune needs moves with explicit `remove` units (see prune_neurons.select)")
+        raise ValueError(
+            "decay_then_prune needs moves with explicit `remove` units (see prune_neurons.select)"
+        )
     for _ in range(schedule.epochs):
         for move in resolved:
             weights = prune_neurons.fade(graph, weights, move.node, move.remove or (), schedule.factor, rng)

@@ -99,12 +99,13 @@ def _test_metrics(store: RunStore, best: Candidate) -> dict[str, float]:
     from genomorph.lower import lower
     from genomorph.search.checkpoint import load_checkpoint
     from genomorph.search.data import DataConfig, cached_dataset
-    from genomorph.search.trainer import TrainConfig, evaluate_split, resolve_device
+    from genomorph.search.trainer import TrainConfig, evaluate_split
 
     config = store.get("config")
     data = cached_dataset(DataConfig.model_validate(config["data"]))
     train = TrainConfig.model_validate(config["train"])
-    device = resolve_device(train.device if train.device != "cuda" or torch.cuda.is_available() else "cpu")
+    # the run may have trained on a GPU this machine lacks: the report then evaluates on the CPU
+    device = torch.device("cuda" if train.device != "cpu" and torch.cuda.is_available() else "cpu")
     weights, arch, _ = load_checkpoint(store.run_dir / str(best.checkpoint))
     module = lower(parse(best.genome), weights, arch).to(device)
     return evaluate_split(module, data, data.test, device, train.eval_batch_size)
@@ -184,13 +185,10 @@ def plot_accuracy_vs_params(
     if points:
         ax.scatter([p[0] for p in points], [p[1] for p in points], s=18, alpha=0.6, label="candidates")
         front = pareto_front(points)
-        ax.step(
-            [p[0] for p in front],
-            [p[1] for p in front],
-            where="post",
-            color="tab:green",
-            label="Pareto front",
-        )
+        # carry the front's last level to the largest network so the staircase spans the plot
+        xs = [p[0] for p in front] + [max(p[0] for p in points)]
+        ys = [p[1] for p in front] + [front[-1][1]]
+        ax.step(xs, ys, where="post", color="tab:green", label="Pareto front")
     if best is not None and best.metrics is not None:
         validated = _validated_score(best, candidates)
         score = validated.metrics.objective if validated and validated.metrics else best.metrics.objective

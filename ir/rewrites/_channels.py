@@ -318,23 +318,41 @@ def remap(
     rng: np.random.Generator,
     bound_shape: Shape,
 ) -> np.ndarray:
-    """``array`` with slice ``j`` along ``axis`` taken from old slice ``src[j]``, or fresh where -1."""
-    idx = np.where(src >= 0, src, 0)
-    out = np.take(array, idx, axis=axis)
-    if fresh == "mix" and (src >= 0).any():
-        counts = np.bincount(src[src >= 0], minlength=array.shape[axis])
-        scale = np.where(src >= 0, 1.0 / np.maximum(counts[idx], 1), 0.0).astype(array.dtype)
-        shape = [1] * array.ndim
+    """``array`` with slice ``j`` along ``axis`` taken from old slice ``src[j]``, or fresh where -1.
+
+    ``fresh="mix"`` marks input columns of a mixing layer: fresh ones are zero and a column
+    copied ``n`` times is divided by ``n``. The input is never written into.
+    """
+    old = src >= 0
+    # the common maps keep a prefix in place (widen, net2net, concat): copy it as one slice
+    prefix = len(src) if old.all() else int(np.argmin(old))
+    if not np.array_equal(src[:prefix], np.arange(prefix)):
+        prefix = 0
+    at = (slice(None),) * axis
+    if prefix == len(src) == array.shape[axis]:
+        out = array.copy()
+    elif prefix == len(src):
+        out = np.ascontiguousarray(array[(*at, slice(0, prefix))])
+    else:
+        shape = list(array.shape)
         shape[axis] = len(src)
-        out = out * scale.reshape(shape)
-    new = np.flatnonzero(src < 0)
-    if len(new) and fresh != "mix":
-        moved = np.moveaxis(out, axis, 0)
-        moved[new] = _fresh(fresh, moved[new].shape, array.dtype, rng, bound_shape)
-        out = np.moveaxis(moved, 0, axis)
-    elif len(new):
-        np.moveaxis(out, axis, 0)[new] = 0
-    return np.ascontiguousarray(out)
+        out = np.empty(shape, dtype=array.dtype)
+        out[(*at, slice(0, prefix))] = array[(*at, slice(0, prefix))]
+        rest = np.flatnonzero(old[prefix:]) + prefix
+        if len(rest):
+            out[(*at, rest)] = np.take(array, src[rest], axis=axis)
+        new = np.flatnonzero(~old)
+        if len(new):
+            shape[axis] = len(new)
+            out[(*at, new)] = 0 if fresh == "mix" else _fresh(fresh, tuple(shape), array.dtype, rng, bound_shape)
+    if fresh == "mix" and old.any():
+        counts = np.bincount(src[old], minlength=array.shape[axis])
+        if counts.max() > 1:  # Net2Net copies share their outgoing weight
+            scale = np.where(old, 1.0 / np.maximum(counts[np.where(old, src, 0)], 1), 0.0).astype(array.dtype)
+            view = [1] * array.ndim
+            view[axis] = len(src)
+            out *= scale.reshape(view)
+    return out
 
 
 def _replicas(src: np.ndarray) -> np.ndarray:

@@ -69,6 +69,9 @@ _MODULES = (
     remove_block, prune_channels, prune_neurons, substitute_sepconv, hres_shrink,
 )  # fmt: skip
 
+RETRIES = 10
+"""Draws per chain step before a chain gives up."""
+
 REWRITES: dict[str, Rewrite] = {m.NAME: Rewrite(m.NAME, m.EXACT, m) for m in _MODULES}
 EXACT: tuple[str, ...] = tuple(name for name, r in REWRITES.items() if r.exact)
 APPROXIMATE: tuple[str, ...] = tuple(name for name, r in REWRITES.items() if not r.exact)
@@ -116,11 +119,21 @@ def random_chain(
     names: Sequence[str] = EXACT,
     by: Literal["rewrite", "place"] = "rewrite",
 ) -> list[RewriteResult]:
-    """Apply ``steps`` randomly sampled rewrites in a row; one result per step."""
+    """Apply ``steps`` randomly sampled rewrites in a row; one result per step.
+
+    A drawn move that turns out not to apply with these weights (a candidate list is built
+    from the graph alone) is redrawn, up to ``RETRIES`` times per step.
+    """
     results: list[RewriteResult] = []
     for _ in range(steps):
-        name, move = sample(graph, rng, names, weights, by)
-        result = get(name).apply(graph, weights, move, rng)
+        for attempt in range(RETRIES):
+            name, move = sample(graph, rng, names, weights, by)
+            try:
+                result = get(name).apply(graph, weights, move, rng)
+                break
+            except NotApplicable:
+                if attempt == RETRIES - 1:
+                    raise
         results.append(result)
         graph, weights = result.graph, result.weights
     return results

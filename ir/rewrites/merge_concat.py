@@ -39,11 +39,11 @@ def moves_at(graph: Graph, node: NodeId, weights: Weights | None = None) -> list
         f"merge-concat merges ReLU or max-pooling layers that are not outputs; {describe(graph, node)} is not one",
     )
     shapes = graph.shapes()
-    plan(graph, node, widened(shapes[node][0], 1), virtual=True)
+    changed = plan(graph, node, widened(shapes[node][0], 1), virtual=True).maps
     moves = [
         Move(node, other)
         for other in partners(graph, node, same_size=False)
-        if stride_between(shapes[other], shapes[node]) is not None
+        if stride_between(shapes[other], shapes[node]) is not None and other not in changed
     ]
     require(bool(moves), f"no other ReLU or max-pooling layer is 1, 2 or 4 times the size of {describe(graph, node)}")
     return moves

@@ -58,8 +58,12 @@ def moves_at(graph: Graph, node: NodeId, weights: Weights | None = None) -> list
         f"a skip lands after a block, pooling or merge that is not an output; {describe(graph, node)} is not one",
     )
     shapes = graph.shapes()
-    plan(graph, node, widened(shapes[node][0], 1), virtual=True)
-    moves = [Move(node, a) for a in sources(graph, node) if stride_between(shapes[a], shapes[node]) is not None]
+    changed = plan(graph, node, widened(shapes[node][0], 1), virtual=True).maps
+    moves = [
+        Move(node, a)
+        for a in sources(graph, node)
+        if stride_between(shapes[a], shapes[node]) is not None and a not in changed
+    ]
     require(bool(moves), f"no earlier value fits a concatenation onto {describe(graph, node)}")
     return moves
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
-from genomorph.ir import DataError, Graph, NotApplicable, Weights, verify
+from genomorph.ir import DataError, GenomeError, Graph, NotApplicable, Weights, verify
 from genomorph.ir.ops import Input, Linear
 from genomorph.search.protocol import (
     JSON,
@@ -40,18 +40,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ._common import OTHER, Member, better, pick
 
-#: paper 001's vanilla model: three conv-bn-relu blocks, max-pooling between them, one linear layer.
-#: `examples/vanilla.genome` holds the same text; the input and class count are set from the data.
+#: the vanilla start network of papers 001/002 (three conv-bn-relu blocks, max-pooling between
+#: them, global average pooling and a linear classifier); the same network as
+#: ``examples/vanilla.genome``. Its input shape and class count are fitted to the dataset.
 VANILLA = """\
-# The vanilla start network of NASH (papers 001 and 002): three conv-bn-relu blocks with
-# max-pooling between them and a linear classifier. `genomorph search --strategy nash` starts
-# from it by default, with the input shape and the class count set from the dataset.
-input 1x8x8
-conv(32, 3, bias=false) bn relu
-maxpool(2)
+input 3x32x32
 conv(64, 3, bias=false) bn relu
 maxpool(2)
 conv(128, 3, bias=false) bn relu
+maxpool(2)
+conv(256, 3, bias=false) bn relu
 gap linear(10)
 """
 
@@ -64,11 +62,15 @@ OPERATORS: dict[str, tuple[str, ...]] = {
 
 #: defaults per dataset (see docs/strategies.md for the measurements behind them)
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "digits": {"steps": 3, "children": 8, "ops": 5, "epochs": 8, "start_epochs": 10, "final_epochs": 15},
-    "mnist": {"steps": 3, "children": 4, "ops": 3, "epochs": 1, "start_epochs": 2, "final_epochs": 2},
-    "fashion-mnist": {"steps": 3, "children": 4, "ops": 3, "epochs": 1, "start_epochs": 2, "final_epochs": 2},
-    OTHER: {"steps": 5, "children": 8, "ops": 5, "epochs": 5, "start_epochs": 10, "final_epochs": 20},
-}
+    "digits": {"steps": 3, "children": 8, "ops": 3, "epochs": 4, "start_epochs": 8, "final_epochs": 5,
+               "max_params": 250_000},
+    "mnist": {"steps": 3, "children": 4, "ops": 3, "epochs": 1, "start_epochs": 2, "final_epochs": 2,
+              "max_params": 1_000_000},
+    "fashion-mnist": {"steps": 3, "children": 4, "ops": 3, "epochs": 2, "start_epochs": 3, "final_epochs": 3,
+                      "max_params": 1_000_000},
+    OTHER: {"steps": 5, "children": 8, "ops": 5, "epochs": 5, "start_epochs": 10, "final_epochs": 20,
+            "max_params": 20_000_000},
+}  # fmt: skip
 
 #: draws per morphism before a child gives up growing (nothing applies, or all exceed the cap)
 DRAWS_PER_OP = 20
@@ -97,8 +99,10 @@ class NashConfig(BaseModel):
     """Learning rate of the final training; ``None`` = ``lr``."""
     operators: tuple[str, ...] = ("deepen", "widen", "skip")
     """The operator set T, drawn uniformly (``skip`` = skip-add or skip-concat)."""
-    max_params: int | None = Field(default=20_000_000, ge=1)
-    """No child grows beyond this many parameters (paper 001: 20 M); ``None`` = no cap."""
+    max_params: int | None = Field(default=None, ge=0)
+    """No child grows beyond this many parameters (paper 001: 20 M); 0 = no cap."""
+    fit_start: bool = True
+    """Set the start genome's input shape and class count from the dataset."""
 
     @field_validator("operators")
     @classmethod
@@ -123,27 +127,38 @@ def adapt_to_data(graph: Graph, input_shape: tuple[int, ...], outputs: int) -> G
     return verify(out)
 
 
-def start_genome(setup: SearchSetup) -> str:
-    """Canonical text of N0: the user's start genome as given, or the vanilla one fitted to the data."""
+def start_genome(setup: SearchSetup, fit: bool = True) -> str:
+    """Canonical text of N0: the user's start genome or the vanilla one, fitted to the data.
+
+    ``fit`` sets the input shape and the width of a final linear layer from the dataset (the
+    vanilla network is written for CIFAR-10); without it a genome that does not fit is refused.
+    """
     from genomorph.grammar import parse
 
     info = setup.dataset
-    if setup.start_genome is not None:
-        graph = parse(setup.start_genome, source_name="<start genome>")
-        stats = graph.stats()
-        if tuple(stats.input_shape) != tuple(info.input_shape) or stats.output_shape != (info.num_outputs,):
-            raise DataError(
-                f"the start genome maps {_fmt(stats.input_shape)} to {_fmt(stats.output_shape)}, but dataset "
-                f"'{info.name}' has inputs of {_fmt(info.input_shape)} and {info.num_outputs} outputs",
-                hint=f"start it with `input {_fmt(info.input_shape)}` and end it with linear({info.num_outputs})",
-            )
-        return canonical(graph)[0]
-    if len(info.input_shape) != 3:
+    given = setup.start_genome is not None
+    if not given and len(info.input_shape) != 3:
         raise DataError(
             f"nash's vanilla start network is a conv net, but dataset '{info.name}' has vector inputs",
             hint="give a start genome for vector data, e.g. `input 2` linear(32) relu linear(2)",
         )
-    graph = adapt_to_data(parse(VANILLA, source_name="<vanilla>"), info.input_shape, info.num_outputs)
+    graph = parse(setup.start_genome or VANILLA, source_name="<start genome>" if given else "<vanilla>")
+    if fit and len(info.input_shape) == len(graph.stats().input_shape):
+        try:
+            graph = adapt_to_data(graph, info.input_shape, info.num_outputs)
+        except GenomeError as err:
+            raise DataError(
+                f"the start genome does not fit dataset '{info.name}' ({_fmt(info.input_shape)}): {err.message}",
+                hint="give a start genome written for this input size",
+            ) from None
+    stats = graph.stats()
+    if tuple(stats.input_shape) != tuple(info.input_shape) or stats.output_shape != (info.num_outputs,):
+        raise DataError(
+            f"the start genome maps {_fmt(stats.input_shape)} to {_fmt(stats.output_shape)}, but dataset "
+            f"'{info.name}' has inputs of {_fmt(info.input_shape)} and {info.num_outputs} outputs",
+            hint=f"start it with `input {_fmt(info.input_shape)}` and end it with linear({info.num_outputs})"
+            + ("" if fit else ", or leave fit_start on"),
+        )
     return canonical(graph)[0]
 
 
@@ -165,7 +180,9 @@ class Nash(Strategy):
         self.epochs: int = pick("epochs", cfg.epochs, DEFAULTS, data, setup.epochs, "--epochs")
         self.start_epochs: int = pick("start_epochs", cfg.start_epochs, DEFAULTS, data)
         self.final_epochs: int = pick("final_epochs", cfg.final_epochs, DEFAULTS, data)
-        self.start = start_genome(setup)
+        cap: int = pick("max_params", cfg.max_params, DEFAULTS, data)
+        self.max_params: int | None = cap or None
+        self.start = start_genome(setup, cfg.fit_start)
         # run state (all of it in `state()`)
         self.phase = "start"  # start -> steps -> final -> done
         self.step = 0  # 1-based index of the step whose children are in flight
@@ -187,9 +204,8 @@ class Nash(Strategy):
             self._weights = (self.parent.checkpoint, ctx.load_weights(self.parent.checkpoint)[0])
         graph, weights = parse(self.parent.genome, source_name="<parent>"), self._weights[1]
         rng = np.random.default_rng([self.setup.seed, self.step, index])
-        graph, weights, records = grow(
-            graph, weights, rng, self.ops, self.config.operators, self.config.max_params
-        )  # type: ignore[attr-defined]
+        operators: tuple[str, ...] = self.config.operators  # type: ignore[attr-defined]
+        graph, weights, records = grow(graph, weights, rng, self.ops, operators, self.max_params)
         text, weights = canonical(graph, weights)
         request = EvalRequest(
             genome=text,

@@ -203,14 +203,14 @@ def test_argument_values_reach_the_op_models() -> None:
         "input 3x16x16\n"
         "conv(8, 5, stride=2, padding=1, dilation=1, groups=1, bias=false) sep_conv(8, 3, d=2)\n"
         "x = relu\n"
-        'y = x mixed(_ relu, _ tanh, group="g 1", row=3, labels=[a, "b c"])\n'
+        'y = x mixed(_ relu, _ tanh, group="g 1", row=0, labels=[a, "b c"])\n'
         "convex(x, y, init=0.25) weighted_sum(_, x, alpha=0.7) concat(_, x, downsample=false)\n"
         "gap linear(2, bias=false)"
     )
     ops = {n.kind: n.op for n in graph.nodes()}
     assert ops["conv"] == Conv(channels=8, kernel=5, stride=2, padding=1, bias=False)
     assert ops["sep_conv"] == SepConv(channels=8, kernel=3, dilation=2)
-    assert ops["mixed"] == Mixed(group="g 1", row=3, labels=("a", "b c"))
+    assert ops["mixed"] == Mixed(group="g 1", row=0, labels=("a", "b c"))
     assert ops["convex"] == Convex(init=0.25)
     assert ops["weighted_sum"] == WeightedSum(alpha=0.7)
     assert ops["concat"] == Concat()

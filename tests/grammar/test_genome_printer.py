@@ -68,11 +68,11 @@ def test_merge_settings_and_value_formatting() -> None:
     p = g.add(MaxPool(kernel=2), [x])
     c = g.add(Concat(downsample=True), [x, p])
     i = g.add(Identity(), [c])
-    m = g.add(Mixed(group='a "b"\n', row=1, labels=("none", "3x3")), [c, i])
+    m = g.add(Mixed(group='a "b"\n', row=0, labels=("none", "3x3")), [c, i])
     g.add(Convex(init=-0.5), [m, m])
     text = round_trip(g)
     assert "concat(%0, _, downsample=true)" in text
-    assert 'mixed(%2, _, group="a \\"b\\"\\n", row=1, labels=["none", "3x3"])' in text
+    assert 'mixed(%2, _, group="a \\"b\\"\\n", labels=["none", "3x3"])' in text
     assert "convex(_, _, init=-0.5)" in text
 
 

@@ -37,6 +37,7 @@ def in_process(tmp_path_factory) -> list[tuple]:
     return _outcome(start_search(_config(), tmp_path_factory.mktemp("inprocess") / "run"))
 
 
+@pytest.mark.slow
 def test_pool_of_two_gives_the_in_process_results(tmp_path: Path, in_process: list[tuple]) -> None:
     store = start_search(_config(executor="pool", workers=2), tmp_path / "run")
     assert _outcome(store) == in_process

@@ -24,7 +24,7 @@ MORPHISMS = {"deepen", "widen", "skip-add", "skip-concat"}
 
 
 def nash(seed: int = 0, width: int = 1, dataset: DatasetInfo = DIGITS, **options: object) -> Nash:
-    config = NashConfig(**{"steps": 2, "children": 3, "ops": 2, "epochs": 1, "final_epochs": 2, **options})  # type: ignore[arg-type]
+    config = NashConfig(**{"steps": 2, "children": 3, "ops": 2, "epochs": 1, "final_epochs": 2, "max_params": 0, **options})  # type: ignore[arg-type]
     return Nash(config, setup(seed=seed, width=width, dataset=dataset))
 
 
@@ -164,15 +164,22 @@ def test_vanilla_start_is_fitted_to_the_dataset(info: DatasetInfo, shape: tuple,
 
 
 def test_vanilla_example_file_is_the_default_start() -> None:
-    assert (ROOT / "examples" / "vanilla.genome").read_text() == VANILLA
-    assert parse(start_genome(setup())).same_structure(parse(VANILLA))
+    example = parse((ROOT / "examples" / "vanilla.genome").read_text())
+    assert example.same_structure(parse(VANILLA))
+    cifar = DIGITS.model_copy(update={"name": "cifar10", "input_shape": (3, 32, 32)})
+    assert parse(start_genome(setup(dataset=cifar))).same_structure(example)
 
 
-def test_a_given_start_genome_must_fit_the_data() -> None:
-    text = "input 1x8x8\nconv(8, 3) relu gap linear(10)\n"
-    assert start_genome(setup(start_genome=text)) == canonical(parse(text))[0]
-    with pytest.raises(DataError, match="start genome maps 1x8x8"):
-        start_genome(setup(start_genome=text.replace("linear(10)", "linear(7)")))
+def test_a_given_start_genome_is_fitted_to_the_data_unless_asked_not_to() -> None:
+    text = "input 3x16x16\nconv(8, 3) relu gap linear(7)\n"
+    fitted = parse(start_genome(setup(start_genome=text))).stats()
+    assert fitted.input_shape == (1, 8, 8) and fitted.output_shape == (10,)
+    with pytest.raises(DataError, match="start genome maps 3x16x16 to 7"):
+        start_genome(setup(start_genome=text), fit=False)
+    exact = "input 1x8x8\nconv(8, 3) relu gap linear(10)\n"
+    assert start_genome(setup(start_genome=exact), fit=False) == canonical(parse(exact))[0]
+    with pytest.raises(DataError, match="does not fit"):
+        start_genome(setup(start_genome="input 1x32x32\nconv(8, 5, padding=0) maxpool(8) conv(8, 5, padding=0) gap linear(2)\n"))
 
 
 def test_vector_data_needs_a_start_genome() -> None:

@@ -1,0 +1,134 @@
+"""The Graph wrapper: editing, ordering, identity, and the structural checks of verify()."""
+
+from __future__ import annotations
+
+import pytest
+from genomorph.ir import Graph, ShapeError, VerifyError, verify
+from genomorph.ir.ops import Add, Aux, Concat, Conv, GlobalAvgPool, Input, Linear, Relu, ShapeMismatch
+
+
+def small_net() -> tuple[Graph, dict[str, int]]:
+    g = Graph()
+    x = g.add(Input(shape=(3, 8, 8)))
+    c = g.add(Conv(channels=4), [x], name="c")
+    r = g.add(Relu(), [c])
+    a = g.add(Add(), [r, r])
+    p = g.add(GlobalAvgPool(), [a])
+    out = g.add(Linear(features=2), [p])
+    return g, {"x": x, "c": c, "r": r, "a": a, "p": p, "out": out}
+
+
+def test_inputs_are_ordered_by_port_and_duplicates_kept() -> None:
+    g, n = small_net()
+    assert g.inputs(n["a"]) == [n["r"], n["r"]]
+    assert g.users(n["r"]) == [(n["a"], 0), (n["a"], 1)]
+
+
+def test_copy_is_independent() -> None:
+    g, n = small_net()
+    h = g.copy()
+    h.set_op(n["c"], Conv(channels=8))
+    h.remove(n["out"])
+    assert g.op(n["c"]) == Conv(channels=4)
+    assert n["out"] in g and n["out"] not in h
+    assert g.shapes()[n["c"]] == (4, 8, 8)
+
+
+def test_edits_invalidate_cached_shapes() -> None:
+    g, n = small_net()
+    assert g.shapes()[n["a"]] == (4, 8, 8)
+    g.set_op(n["c"], Conv(channels=6))
+    assert g.shapes()[n["a"]] == (6, 8, 8)
+
+
+def test_new_ids_are_never_reused() -> None:
+    g, n = small_net()
+    g.remove(n["out"])
+    fresh = g.add(Linear(features=3), [n["p"]])
+    assert fresh > max(n.values())
+
+
+def test_find_accepts_ids_and_names() -> None:
+    g, n = small_net()
+    assert g.find("c") == n["c"] == g.find(f"n{n['c']}") == g.find(str(n["c"]))
+    with pytest.raises(KeyError):
+        g.find("nope")
+
+
+def test_relabeled_and_structure_ignore_ids() -> None:
+    g, n = small_net()
+    h = Graph()
+    h.add(Input(shape=(1,)), node_id=40)  # a different numbering of the same network
+    h.remove(40)
+    x = h.add(Input(shape=(3, 8, 8)), node_id=100)
+    c = h.add(Conv(channels=4), [x], name="c")
+    r = h.add(Relu(), [c])
+    a = h.add(Add(), [r, r])
+    p = h.add(GlobalAvgPool(), [a])
+    h.add(Linear(features=2), [p])
+    assert g.same_structure(h)
+    relabeled, mapping = h.relabeled()
+    assert relabeled.order() == list(range(6)) and mapping[100] == 0
+    assert relabeled.same_structure(g)
+    h.set_name(c, "other")
+    assert not g.same_structure(h)
+
+
+def test_replace_uses_rewires_every_user_but_the_kept() -> None:
+    g, n = small_net()
+    extra = g.add(Relu(), [n["c"]])
+    g.replace_uses(n["c"], extra, keep=[extra])
+    assert g.inputs(n["r"]) == [extra]
+    assert g.inputs(extra) == [n["c"]]
+
+
+def test_stats_totals() -> None:
+    g, _ = small_net()
+    s = verify(g).stats()
+    assert s.params == (4 * 3 * 9 + 4) + (2 * 4 + 2)
+    assert s.macs == 4 * 8 * 8 * 3 * 9 + 4 * 2
+    assert s.depth == 2
+    assert s.input_shape == (3, 8, 8) and s.output_shape == (2,)
+    assert s.histogram["add"] == 1
+
+
+def test_cycle_is_reported_with_the_nodes() -> None:
+    g, n = small_net()
+    g.set_inputs(n["c"], [n["r"]])  # c -> r -> c
+    with pytest.raises(VerifyError, match="cycle"):
+        verify(g)
+
+
+def test_two_outputs_are_rejected_unless_aux() -> None:
+    g, n = small_net()
+    dangling = g.add(Linear(features=5), [n["p"]])
+    with pytest.raises(VerifyError, match="exactly one output"):
+        verify(g)
+    g.remove(dangling)
+    head = g.add(Linear(features=5), [n["p"]])
+    g.add(Aux(weight=0.4), [head])
+    assert verify(g).aux_outputs()
+
+
+def test_arity_and_shape_errors_name_the_node() -> None:
+    g, n = small_net()
+    g.set_inputs(n["a"], [n["r"]])
+    with pytest.raises(VerifyError, match=rf"n{n['a']} \(add\) takes at least 2"):
+        verify(g)
+    g, n = small_net()
+    other = g.add(Conv(channels=5), [n["x"]])
+    g.set_inputs(n["a"], [n["r"], other])
+    with pytest.raises(ShapeError, match="channel mismatch"):
+        verify(g)
+
+
+def test_concat_downsampling_factors() -> None:
+    cat = Concat(downsample=True)
+    assert cat.out_shape([(4, 16, 16), (2, 8, 8)]) == (6, 8, 8)
+    assert cat.pool_factors([(4, 32, 32), (2, 8, 8)]) == [4, 1]
+    with pytest.raises(ShapeMismatch, match="spatial mismatch") as err:
+        cat.out_shape([(4, 24, 24), (2, 8, 8)])
+    assert "factors of 2 or 4" in (err.value.hint or "")
+    with pytest.raises(ShapeMismatch) as err:
+        Concat().out_shape([(4, 16, 16), (2, 8, 8)])
+    assert "downsample=true" in (err.value.hint or "")
