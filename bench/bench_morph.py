@@ -10,8 +10,11 @@ weights loaded) and their sum as a share of one SGD step; then the same for plai
     python bench/bench_morph.py                 # resnet18_cifar + chains of 100 and 1000 layers
     python bench/bench_morph.py --layers 100 --repeat 3 --threads 1
 
-Numbers are medians over ``--repeat`` runs. On a shared machine both sides slow down; the ratio
-is the figure to read.
+Numbers are medians over ``--repeat`` runs. On a shared machine several torch threads fight
+for the cores and a training step's time swings several-fold between runs; ``--threads 1``
+gives stable numbers there. The chains are thin (8 channels, 8x8 images) so that 1 000 layers
+train in under a second: the fixed per-layer cost of building torch modules then weighs far
+more than on a real network (``--chain-channels`` / ``--chain-size`` change that).
 """
 
 from __future__ import annotations
@@ -86,9 +89,9 @@ def morph_cost(graph: Graph, weights: Weights, name: str, repeat: int, seed: int
     return Cost(name, apply_s, lower_s)
 
 
-def chain_genome(layers: int) -> str:
-    body = "\n".join("conv(16, 3, bias=false) bn relu" for _ in range(layers))
-    return f"input 3x16x16\n{body}\ngap linear(10)\n"
+def chain_genome(layers: int, channels: int = 8, size: int = 8) -> str:
+    body = "\n".join(f"conv({channels}, 3, bias=false) bn relu" for _ in range(layers))
+    return f"input 3x{size}x{size}\n{body}\ngap linear(10)\n"
 
 
 def report(title: str, graph: Graph, names: list[str], repeat: int) -> None:
@@ -96,7 +99,9 @@ def report(title: str, graph: Graph, names: list[str], repeat: int) -> None:
     stats = graph.stats()
     step = train_step_time(graph, weights, repeat)
     print(f"\n{title}: {len(graph)} IR nodes, depth {stats.depth}, {stats.params:,} parameters")
-    print(f"  one training step (batch {BATCH}, CPU, {torch.get_num_threads()} threads): {step * 1000:9.1f} ms")
+    print(
+        f"  one training step (batch {BATCH}, CPU, {torch.get_num_threads()} threads): {step * 1000:9.1f} ms"
+    )
     print(f"  {'rewrite':<14}{'apply':>10}{'lower':>10}{'total':>10}{'/ step':>9}")
     for name in names:
         cost = morph_cost(graph, weights, name, repeat)
@@ -111,11 +116,15 @@ def report(title: str, graph: Graph, names: list[str], repeat: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=5, help="runs per measurement (median)")
     parser.add_argument("--layers", type=int, nargs="*", default=[100, 1000], help="chain depths to measure")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--skip-resnet", action="store_true", help="only the chains")
+    parser.add_argument("--chain-channels", type=int, default=8, help="channels of every chain layer")
+    parser.add_argument("--chain-size", type=int, default=8, help="image side of the chains")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -124,7 +133,12 @@ def main() -> None:
         graph = parse((ROOT / "examples" / "resnet18_cifar.genome").read_text())
         report("resnet18_cifar", graph, list(EXACT), args.repeat)
     for layers in args.layers:
-        report(f"chain of {layers} conv-bn-relu layers", parse(chain_genome(layers)), ["deepen", "widen", "split"], args.repeat)
+        report(
+            f"chain of {layers} conv-bn-relu layers",
+            parse(chain_genome(layers, args.chain_channels, args.chain_size)),
+            ["deepen", "widen", "split"],
+            args.repeat,
+        )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ a valid genome: the records and the check come first as ``#`` comments.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,16 +72,15 @@ def _node(graph: Graph, ref: str) -> int:
 
 
 def _with_settings(move: Any, settings: tuple[tuple[str, str], ...], graph: Graph) -> Any:
+    """``move`` with the user's ``--set FIELD=VALUE`` applied and type-checked."""
+    from genomorph.ir.rewrites import move_from_dict, move_to_dict
+
     if not settings:
         return move
-    fields = {f.name for f in dataclasses.fields(move)}
-    values: dict[str, Any] = {}
+    values = move_to_dict(move)
     for name, text in settings:
-        if name not in fields:
-            raise NotApplicable(f"a {type(move).__module__.rsplit('.', 1)[-1]} move has no field {name!r}",
-                                hint=f"fields: {', '.join(sorted(fields))}")  # fmt: skip
         values[name] = _node(graph, text) if name in ("source", "other") else _value(text)
-    return dataclasses.replace(move, **values)
+    return move_from_dict(type(move), values)
 
 
 def morph_graph(graph: Graph, weights: Weights, config: MorphConfig) -> list[RewriteResult]:

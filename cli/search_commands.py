@@ -19,23 +19,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from ._io import Source, genome_argument, load_graph
+from ._search_ui import RichSearchObserver, candidate_table, epoch_progress, print_summary, stderr_console
 
 if TYPE_CHECKING:
-    from genomorph.search.protocol import EvalResult, Strategy
-    from genomorph.search.report import Summary
     from genomorph.search.store import RunStore
-    from rich.console import Console
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 DATASET_NAMES = ("digits", "spirals", "regression2d", "mnist", "fashion-mnist", "cifar10", "cifar100")
 EXIT_INTERRUPTED = 130
-
-
-def _console() -> Console:
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False)
 
 
 # ============================================================================ shared options
@@ -175,12 +167,6 @@ def _data_config(flags: dict[str, Any]) -> Any:
     return DataConfig(**given)
 
 
-def _fmt(value: float | None, percent: bool = False) -> str:
-    if value is None:
-        return "-"
-    return f"{100 * value:.2f} %" if percent else f"{value:.4g}"
-
-
 # ============================================================================ train
 @click.command(
     epilog="""\b
@@ -227,14 +213,14 @@ def train(source: Source, seed: int, final: bool, out: Path | None, epochs: int 
     )
     threads = auto_threads(train_config.threads, dataset.info.input_shape, 1)
     spec = WorkerSpec(run_dir=str(out.resolve()), data=data_config, train=train_config, threads=threads)
-    console = _console()
+    console = stderr_console()
     stats = graph.stats()
     console.print(
         f"training {source.name}: {stats.params:,} params, {stats.macs:,} MACs on {dataset.info.name} "
         f"({dataset.info.train_size}/{dataset.info.val_size}/{dataset.info.test_size}), {budget.epochs} epochs",
         soft_wrap=True,
     )
-    with _epoch_progress(console, f"{stem}") as on_epoch:
+    with epoch_progress(console, f"{stem}") as on_epoch:
         result = evaluate_job(spec, job, on_epoch)
     (out / "model.genome").write_text(source.text if source.text.endswith("\n") else source.text + "\n")
     (out / "metrics.json").write_text(result.model_dump_json(indent=2) + "\n")
@@ -266,161 +252,20 @@ def train(source: Source, seed: int, final: bool, out: Path | None, epochs: int 
     )
 
 
-class _epoch_progress:  # noqa: N801 - used as a context manager, reads like a function
-    """A rich progress bar over epochs, as an ``on_epoch`` callback."""
-
-    def __init__(self, console: Console, label: str) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        )
-        self.task = self.progress.add_task(label, total=None, status="")
-
-    def __enter__(self) -> Callable[[int, int, dict[str, float]], None]:
-        self.progress.start()
-        return self.on_epoch
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
-
-    def on_epoch(self, epoch: int, epochs: int, record: dict[str, float]) -> None:
-        status = f"loss {record['train_loss']:.4f}"
-        if "val_accuracy" in record:
-            status += f"  val acc {100 * record['val_accuracy']:.2f} %"
-        elif "val_r2" in record:
-            status += f"  val R² {record['val_r2']:.4f}"
-        self.progress.update(self.task, completed=epoch, total=epochs, status=status)
-
-
-# ============================================================================ search progress
-class RichSearchObserver:
-    """Progress of a search: candidates done (with the best so far) and, in-process, the epochs."""
-
-    def __init__(self, console: Console) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.console = console
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            console=console,
-        )
-        self.search_task = self.progress.add_task("search", total=None, status="")
-        self.epoch_task = self.progress.add_task("candidate", total=None, status="", visible=False)
-        self.finished_count = self.failed = 0
-        self.best: float | None = None
-        self.strategy: Strategy | None = None
-
-    def started(self, store: RunStore, strategy: Strategy, resumed: bool) -> None:
-        self.strategy = strategy
-        done = [c for c in store.candidates() if c.status in ("finished", "failed")]
-        self.finished_count = sum(c.status == "finished" for c in done)
-        self.failed = len(done) - self.finished_count
-        scores = [
-            c.metrics.objective
-            for c in done
-            if c.metrics is not None and c.request.budget.train_on == "train"
-        ]
-        self.best = max(scores, default=None)
-        self.progress.start()
-        self._update()
-
-    def _update(self) -> None:
-        total = self.strategy.planned() if self.strategy is not None else None
-        best = ""
-        if self.best is not None:
-            regression = self.strategy is not None and self.strategy.setup.dataset.task == "regression"
-            best = f"best R² {self.best:.4f}" if regression else f"best {100 * self.best:.2f} %"
-        failed = f"  {self.failed} failed" if self.failed else ""
-        self.progress.update(
-            self.search_task, completed=self.finished_count + self.failed, total=total, status=best + failed
-        )
-
-    def submitted(self, job: Any) -> None:
-        pass
-
-    def finished(self, result: EvalResult) -> None:
-        from rich.markup import escape
-
-        if result.ok and result.metrics is not None:
-            self.finished_count += 1
-            if result.request.budget.train_on == "train":
-                self.best = max(self.best or float("-inf"), result.metrics.objective)
-        else:
-            self.failed += 1
-            reason = (result.reason or "").splitlines()[0] if result.reason else "?"
-            self.console.print(f"[yellow]candidate {result.id} failed:[/] {escape(reason)}", soft_wrap=True)
-        self.progress.update(self.epoch_task, visible=False)
-        self._update()
-
-    def epoch(self, epoch: int, epochs: int, record: dict[str, float]) -> None:
-        status = f"loss {record['train_loss']:.4f}"
-        if "val_accuracy" in record:
-            status += f"  val {100 * record['val_accuracy']:.2f} %"
-        self.progress.update(self.epoch_task, completed=epoch, total=epochs, status=status, visible=True)
-
-    def stop(self) -> None:
-        self.progress.stop()
-
-
 # ============================================================================ search / resume
-def _print_summary(summary: Summary, run_dir: Path) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(width=None if sys.stdout.isatty() else 120, highlight=False)
-    table = Table(title=f"{summary.strategy} on {summary.dataset} ({summary.status})", show_header=False)
-    table.add_column("key", style="bold")
-    table.add_column("value")
-    classification = summary.task == "classification"
-    rows = [
-        ("best candidate", str(summary.best_candidate) if summary.best_candidate is not None else "-"),
-        (
-            "validation " + ("accuracy" if classification else "R²"),
-            _fmt(summary.best_val_accuracy if classification else summary.best_objective, classification),
-        ),
-        (
-            "test " + ("accuracy" if classification else "R²"),
-            _fmt(summary.test_accuracy if classification else summary.test_r2, classification),
-        ),
-        ("parameters", f"{summary.params:,}" if summary.params is not None else "-"),
-        ("MACs", f"{summary.macs:,}" if summary.macs is not None else "-"),
-        ("candidates", f"{summary.candidates_finished} finished, {summary.candidates_failed} failed"),
-        (
-            "time",
-            f"{summary.wall_s:.1f} s wall, {summary.train_s:.1f} s training, {summary.eval_s:.1f} s evaluation",
-        ),
-        ("run directory", str(run_dir)),
-    ]
-    for key, value in rows:
-        table.add_row(key, value)
-    console.print(table)
-    if summary.best_genome:
-        console.print("best genome (best.genome):")
-        console.print(summary.best_genome.rstrip("\n"), markup=False, soft_wrap=True)
-
-
 def _run_with_ui(run: Callable[[Any], RunStore], run_dir: Path) -> None:
     """Run a search with progress bars; on Ctrl-C (or SIGTERM) keep what finished and exit 130."""
     from genomorph.search.driver import SearchInterrupted
-    from genomorph.search.report import write_report
+    from genomorph.search.report import prewarm, write_report
     from genomorph.search.store import RunStore
+
+    prewarm()
 
     def terminate(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, terminate)
-    console = _console()
+    console = stderr_console()
     observer = RichSearchObserver(console)
     try:
         store = run(observer)
@@ -437,7 +282,7 @@ def _run_with_ui(run: Callable[[Any], RunStore], run_dir: Path) -> None:
         observer.stop()
         signal.signal(signal.SIGTERM, previous)
     summary = write_report(store)
-    _print_summary(summary, run_dir)
+    print_summary(summary, run_dir)
 
 
 def _parse_set(values: tuple[str, ...]) -> dict[str, Any]:
@@ -577,35 +422,6 @@ def resume(run_dir: Path) -> None:
 
 
 # ============================================================================ report
-def _candidate_table(candidates: list[Any], top: int, classification: bool) -> Any:
-    from rich.table import Table
-
-    table = Table(title=f"top {top} candidates by validation score", header_style="bold")
-    for name in ("id", "parent", "status", "val", "test", "params", "MACs", "epochs", "train s"):
-        table.add_column(name, justify="right" if name not in ("status",) else "left")
-    ranked = sorted(
-        (c for c in candidates if c.metrics is not None),
-        key=lambda c: (-(c.metrics.objective), c.id),
-    )[:top]
-    for c in ranked:
-        m = c.metrics
-        val = m.val_accuracy if classification else m.val_r2
-        test = m.test_accuracy if classification else m.test_r2
-        role = "final" if c.request.budget.train_on == "train+val" else c.status
-        table.add_row(
-            str(c.id),
-            "" if c.parent is None else str(c.parent),
-            role,
-            _fmt(val, classification),
-            _fmt(test, classification),
-            f"{m.params:,}",
-            f"{m.macs:,}",
-            str(m.epochs),
-            f"{c.train_s or 0:.1f}",
-        )
-    return table
-
-
 @click.command(
     epilog="""\b
 Examples:
@@ -631,8 +447,8 @@ def report(run_dir: Path, top: int, as_json: bool) -> None:
     from rich.console import Console
 
     console = Console(width=None if sys.stdout.isatty() else 120, highlight=False)
-    console.print(_candidate_table(store.candidates(), top, summary.task == "classification"))
-    _print_summary(summary, run_dir)
+    console.print(candidate_table(store.candidates(), top, summary.task == "classification"))
+    print_summary(summary, run_dir)
     console.print("plots: " + ", ".join(str(run_dir / p) for p in PLOTS))
 
 

@@ -190,6 +190,8 @@ class Graph:
 
     def output_node(self) -> NodeId:
         """The main output: the one sink that is not an auxiliary output."""
+        if "output" in self._cache:  # rewrites ask once per node: keep it O(1) on deep graphs
+            return self._cache["output"]  # type: ignore[return-value]
         sinks = [n for n in self.order() if self._g.out_degree(n) == 0 and self.kind(n) != "aux"]
         if len(sinks) != 1:
             described = ", ".join(self.node(n).describe() for n in sinks) or "none"
@@ -199,6 +201,7 @@ class Graph:
                 span=span,
                 hint="every value except the last must be used, or marked as an auxiliary output with `aux`",
             )
+        self._cache["output"] = sinks[0]
         return sinks[0]
 
     def aux_outputs(self) -> list[NodeId]:
@@ -231,9 +234,14 @@ class Graph:
             self._cache["shapes"] = MappingProxyType(infer_shapes(self))
         return self._cache["shapes"]  # type: ignore[return-value]
 
+    def shape(self, nid: NodeId) -> Shape:
+        """Output shape of one node, without copying the whole table (cheap in loops)."""
+        if "shapes" not in self._cache:
+            self.shapes()
+        return self._cache["shapes"][nid]  # type: ignore[index]
+
     def input_shapes(self, nid: NodeId) -> list[Shape]:
-        shapes = self.shapes()
-        return [shapes[i] for i in self.inputs(nid)]
+        return [self.shape(i) for i in self.inputs(nid)]
 
     def stats(self) -> GraphStats:
         if "stats" not in self._cache:

@@ -15,6 +15,7 @@ on the training device so CIFAR stays 150 MB of bytes instead of 600 MB of float
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -108,12 +109,27 @@ def _feature_stats(x: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 # --------------------------------------------------------------------------- embedded sets
-def _digits(config: DataConfig) -> Dataset:
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled digits as ``(pixels N×64 in 0..16, labels)``.
+
+    Read straight from the CSV file ``load_digits`` reads, because importing scikit-learn costs
+    about a second in every process (driver and each worker); ``load_digits`` when the file moved.
+    """
+    spec = importlib.util.find_spec("sklearn")
+    roots = list(spec.submodule_search_locations or []) if spec else []
+    path = Path(roots[0]) / "datasets" / "data" / "digits.csv.gz" if roots else None
+    if path is not None and path.is_file():
+        table = np.loadtxt(path, delimiter=",", dtype=np.float64)
+        return table[:, :-1], table[:, -1].astype(np.int64)
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    x = bunch.data.reshape(-1, 1, 8, 8).astype(np.float32)
-    y = bunch.target.astype(np.int64)
+    return bunch.data, bunch.target.astype(np.int64)
+
+
+def _digits(config: DataConfig) -> Dataset:
+    pixels, y = digits_arrays()
+    x = pixels.reshape(-1, 1, 8, 8).astype(np.float32)
     # fixed split (seed 0, not the run seed) so every run and paper comparison sees the same test set
     rng = np.random.default_rng(0)
     rest, test = _stratified(y, 0.2, rng)
@@ -334,6 +350,7 @@ __all__ = [
     "Split",
     "cached_dataset",
     "check_fits",
+    "digits_arrays",
     "expected_files",
     "load_dataset",
     "regression_target",

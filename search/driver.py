@@ -4,14 +4,17 @@ It is the only writer of the run database. The loop:
 
 1. hand the strategy every stored result in candidate-id order (``observe``), storing the new
    strategy state with the "observed" mark in one transaction;
-2. while executor slots are free, ask for proposals; give them ids and seeds, write their
-   initial weights, and store candidates + strategy state in one transaction; submit them;
+2. after each observation (and once when a session starts), while fewer than ``width``
+   candidates are proposed but not yet observed, ask for proposals; give them ids and seeds,
+   write their initial weights, and store candidates + strategy state in one transaction;
+   submit them;
 3. wait for results and store each as soon as it arrives.
 
-Because results reach the strategy in id order whatever order they finish in, and every seed
-is derived from the run seed and the candidate id, a run is reproducible for a given seed and
-executor width, and a resumed run (`resume_search`) continues exactly where the last committed
-transaction left it: finished candidates are never re-run, interrupted ones run again.
+Because results reach the strategy in id order whatever order they finish in, proposals are
+asked for only at points fixed by that order, and every seed is derived from the run seed and
+the candidate id, a run is reproducible for a given seed and executor width, and a resumed run
+(`resume_search`) continues exactly where the last committed transaction left it: finished
+candidates are never re-run, interrupted ones run again.
 """
 
 from __future__ import annotations
@@ -192,11 +195,14 @@ class Driver:
         return jobs
 
     def _observe_in_order(self) -> None:
+        """Observe the ready results in id order, asking for proposals after each one: the points
+        where a strategy proposes are then fixed by the id order, not by finishing times."""
         while self.next_to_observe in self.ready:
             result = self.ready.pop(self.next_to_observe)
             self.strategy.observe(result)
             self.store.mark_observed(result.id, self.strategy.state())
             self.next_to_observe += 1
+            self._propose()
 
     def _wrap_up(self) -> bool:
         limit = self.config.time_limit
@@ -204,7 +210,9 @@ class Driver:
 
     def _propose(self) -> None:
         while not self.strategy.done():
-            slots = self.executor.width - len(self.inflight)
+            # slots count candidates proposed but not yet *observed* (not: not yet finished), so what a
+            # strategy sees when it proposes never depends on the order in which results came back
+            slots = self.executor.width - (self.next_id - self.next_to_observe)
             if slots <= 0:
                 return
             ctx = _Context(self.store.run_dir, slots, self._wrap_up())
@@ -229,11 +237,11 @@ class Driver:
         """Run until the strategy is done. Ctrl-C raises `SearchInterrupted` after closing the executor."""
         try:
             self.resume_pending()
+            self._propose()
             while True:
                 self._observe_in_order()
                 if self.strategy.done() and not self.inflight and not self.ready:
                     break
-                self._propose()
                 if not self.inflight:
                     if self.ready:
                         raise RuntimeError(

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
+import os
 import signal
+import threading
+import time
 from abc import ABC, abstractmethod
 from collections import deque
 from typing import Any, Literal
@@ -89,11 +92,20 @@ class InProcessExecutor(Executor):
 _WORKER_SPEC: WorkerSpec | None = None
 
 
+def _exit_with_parent(parent: int) -> None:
+    """A driver killed with ``kill -9`` cannot stop its workers: they notice and end themselves,
+    so no orphan keeps training (and writing checkpoints) beside a resumed run."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
 def _init_worker(spec: WorkerSpec) -> None:
     """Runs once in each spawned worker."""
     global _WORKER_SPEC
     # Ctrl-C goes to the whole process group: the driver handles it, workers just get stopped
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     _WORKER_SPEC = spec
     try:
         from genomorph.search.data import cached_dataset

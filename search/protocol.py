@@ -6,6 +6,7 @@ A strategy is a resumable state machine over plain data:
   optionally with initial weights (numpy, keyed by the node ids of ``parse(genome)``);
 - ``observe(result)`` receives every `EvalResult`, one at a time, in candidate-id order
   (the order of proposal), whatever executor ran them and in whatever order they finished;
+  ``propose`` is called once when a session starts and after every ``observe``;
 - ``done()`` says the strategy has nothing more to do;
 - ``state()`` returns a JSON-serialisable dict from which ``load_state`` rebuilds the exact
   same strategy (RNG state included). The driver stores it in the same SQLite transaction as
@@ -171,7 +172,8 @@ class SearchContext(Protocol):
 
     @property
     def slots(self) -> int:
-        """Free executor slots now (≥ 1); proposing more is allowed, they just queue."""
+        """Executor width minus candidates proposed but not yet observed (≥ 1); proposing more
+        is allowed, they just queue."""
         ...
 
     @property

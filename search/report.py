@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -157,18 +158,31 @@ def summarize(
 
 
 # --------------------------------------------------------------------------- plots
+def prewarm() -> threading.Thread:
+    """Import matplotlib in a background thread while a search trains (torch releases the GIL
+    in its kernels), so the report at the end does not add its import time to the run."""
+
+    def load() -> None:
+        import matplotlib.backends.backend_agg  # noqa: F401
+        import matplotlib.figure  # noqa: F401
+
+    thread = threading.Thread(target=load, name="genomorph-report-prewarm", daemon=True)
+    thread.start()
+    return thread
+
+
 def _figure() -> Any:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(7, 4.5), dpi=110)
+    figure = Figure(figsize=(7, 4.5), dpi=110, layout="constrained")
     FigureCanvasAgg(figure)  # the Agg canvas: no display, no pyplot global state
     return figure
 
 
 def _save(figure: Any, path: Path) -> None:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", bbox_inches="tight")
+    figure.savefig(buffer, format="png")
     atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
 
 
@@ -242,4 +256,4 @@ def write_report(store: RunStore, *, measure_test: bool = True) -> Summary:
     return summary
 
 
-__all__ = ["PLOTS", "Summary", "choose_best", "pareto_front", "summarize", "write_report"]
+__all__ = ["PLOTS", "Summary", "choose_best", "pareto_front", "prewarm", "summarize", "write_report"]

@@ -6,7 +6,7 @@ registry ``REWRITES`` maps the CLI names (``skip-add``, ``prune-channels``, ...)
 See docs/rewrites.md.
 """
 
-from ._base import Outcome, Record, RewriteResult, Work, op_text
+from ._base import Outcome, Record, RewriteResult, Work, move_from_dict, move_to_dict, op_text
 from ._init import fill_missing, init_node, randomized
 from ._registry import APPROXIMATE, EXACT, REWRITES, Rewrite, get, random_chain, replay, sample
 
@@ -22,6 +22,8 @@ __all__ = [
     "fill_missing",
     "get",
     "init_node",
+    "move_from_dict",
+    "move_to_dict",
     "op_text",
     "random_chain",
     "randomized",

@@ -15,6 +15,7 @@ result, which keeps a morphism of a large network cheap.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -25,7 +26,7 @@ from genomorph.ir.graph import Graph, NodeId
 from genomorph.ir.ops import OpBase
 from genomorph.ir.verify import verify
 from genomorph.ir.weights import Weights, check_weights
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from ._init import fill_missing
 
@@ -131,19 +132,37 @@ def move_to_dict(move: Any) -> dict[str, Any]:
 
 
 def move_from_dict(move_type: type, data: dict[str, Any]) -> Any:
-    """Rebuild a Move from JSON data (lists become the tuples frozen dataclasses hold)."""
+    """Rebuild and type-check a Move from plain data (a record's JSON, or a user's settings).
 
-    def frozen(value: object) -> object:
-        return tuple(frozen(v) for v in value) if isinstance(value, list) else value
-
-    names = {f.name for f in dataclasses.fields(move_type)}
-    unknown = set(data) - names
+    Lists become tuples, and a single value given for a tuple field becomes a 1-tuple.
+    """
+    fields = {f.name: f for f in dataclasses.fields(move_type)}
+    rewrite = move_type.__module__.rsplit(".", 1)[-1].replace("_", "-")
+    unknown = sorted(set(data) - set(fields))
     if unknown:
         raise NotApplicable(
-            f"a {move_type.__module__.rsplit('.', 1)[-1]} move has no field(s) {sorted(unknown)}",
-            hint=f"fields are {sorted(names)}",
+            f"a {rewrite} move has no field {unknown[0]!r}", hint=f"its fields are {', '.join(fields)}"
         )
-    return move_type(**{k: frozen(v) for k, v in data.items()})
+    values = {}
+    for name, value in data.items():
+        wants_tuple = "tuple" in str(fields[name].type)
+        if wants_tuple and value is not None and not isinstance(value, list | tuple):
+            value = (value,)
+        values[name] = value
+    try:
+        return _adapter(move_type).validate_python(values)
+    except ValidationError as err:
+        problem = err.errors()[0]
+        where = ".".join(str(p) for p in problem["loc"])
+        raise NotApplicable(
+            f"bad {rewrite} move: {where}: {problem['msg']} (got {problem.get('input')!r})",
+            hint=f"its fields are {', '.join(fields)}",
+        ) from None
+
+
+@functools.cache
+def _adapter(move_type: type) -> TypeAdapter[Any]:
+    return TypeAdapter(move_type)
 
 
 def collect(
@@ -219,5 +238,5 @@ def require(condition: bool, why: str, hint: str | None = None) -> None:
         raise NotApplicable(why, hint=hint)
 
 
-def node_or_none(graph: Graph, nid: NodeId) -> None:
+def require_node(graph: Graph, nid: NodeId) -> None:
     require(nid in graph, f"there is no node n{nid} in the genome")

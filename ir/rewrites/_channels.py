@@ -34,13 +34,25 @@ import numpy as np
 from genomorph.ir.errors import NotApplicable
 from genomorph.ir.graph import Graph, NodeId
 from genomorph.ir.ops import Shape
-from genomorph.ir.weights import Weights
 
 from ._base import Work, describe
 from ._init import fan_in, uniform
 
 PASS = frozenset(
-    {"bn", "relu", "sigmoid", "tanh", "swish", "gelu", "identity", "dropout", "maxpool", "avgpool", "gap", "zero"}
+    {
+        "bn",
+        "relu",
+        "sigmoid",
+        "tanh",
+        "swish",
+        "gelu",
+        "identity",
+        "dropout",
+        "maxpool",
+        "avgpool",
+        "gap",
+        "zero",
+    }
 )
 ADDLIKE = frozenset({"add", "convex", "weighted_sum", "mixed"})
 DERIVED = frozenset({"concat", "flatten"})
@@ -74,7 +86,7 @@ def is_depthwise(graph: Graph, nid: NodeId) -> bool:
     op = graph.op(nid)
     if graph.kind(nid) != "conv" or op.groups == 1:  # type: ignore[attr-defined]
         return False
-    return op.groups == op.channels == graph.input_shapes(nid)[0][0]  # type: ignore[attr-defined]
+    return op.groups == op.channels == graph.shape(graph.inputs(nid)[0])[0]  # type: ignore[attr-defined]
 
 
 def role(graph: Graph, nid: NodeId) -> str:
@@ -146,7 +158,9 @@ class _Planner:
                 hint="choose a layer whose channels are read by another layer before the output",
             )
         if g.kind(n) == "input":
-            raise NotApplicable(f"the change would reach the network input {describe(g, n)}, whose width is fixed")
+            raise NotApplicable(
+                f"the change would reach the network input {describe(g, n)}, whose width is fixed"
+            )
         self.parent.setdefault(n, n)
         if other is not None:
             self.parent[self.find(n)] = self.find(other)
@@ -252,7 +266,7 @@ def plan(
 
 
 def _has_tensors(graph: Graph, nid: NodeId) -> bool:
-    op, ins = graph.op(nid), graph.input_shapes(nid)
+    op, ins = graph.op(nid), [graph.shape(i) for i in graph.inputs(nid)]
     return bool(op.param_shapes(ins) or op.buffer_shapes(ins))
 
 
@@ -302,7 +316,9 @@ def _resolve(planner: _Planner, seed: NodeId, src: np.ndarray) -> dict[NodeId, n
 
 
 # ---------------------------------------------------------------------------- realising a plan
-def _fresh(kind: str, shape: Shape, dtype: np.dtype, rng: np.random.Generator, bound_shape: Shape) -> np.ndarray:
+def _fresh(
+    kind: str, shape: Shape, dtype: np.dtype, rng: np.random.Generator, bound_shape: Shape
+) -> np.ndarray:
     if kind == "one":
         return np.ones(shape, dtype=dtype)
     if kind == "init":
@@ -344,7 +360,9 @@ def remap(
         new = np.flatnonzero(~old)
         if len(new):
             shape[axis] = len(new)
-            out[(*at, new)] = 0 if fresh == "mix" else _fresh(fresh, tuple(shape), array.dtype, rng, bound_shape)
+            out[(*at, new)] = (
+                0 if fresh == "mix" else _fresh(fresh, tuple(shape), array.dtype, rng, bound_shape)
+            )
     if fresh == "mix" and old.any():
         counts = np.bincount(src[old], minlength=array.shape[axis])
         if counts.max() > 1:  # Net2Net copies share their outgoing weight
@@ -444,8 +462,4 @@ def scale_outgoing(work: Work, plan: Plan, units: Iterable[int], factor: float) 
 
 
 def output_width(graph: Graph, nid: NodeId) -> int:
-    return graph.shapes()[nid][0]
-
-
-def weights_of(weights: Weights, nid: NodeId) -> dict[str, np.ndarray]:
-    return weights.get(nid, {})
+    return graph.shape(nid)[0]

@@ -62,7 +62,7 @@ def layer_at(graph: Graph, add: NodeId) -> HresLayer | None:
         hidden = graph.inputs(act)[0]
         if linear_source(graph, hidden) != x:
             continue
-        return HresLayer(add, x, shortcut, hidden, act, residual, graph.shapes()[hidden][0])
+        return HresLayer(add, x, shortcut, hidden, act, residual, graph.shape(hidden)[0])
     return None
 
 

@@ -42,7 +42,9 @@ def init_tensor(op: OpBase, name: str, shapes: dict[str, Shape], rng: np.random.
     sibling = name[: -len("bias")] + "weight" if leaf == "bias" else name
     normalising = len(shapes.get(sibling, shape)) == 1  # batch norm's affine parameters
     if leaf == "weight":
-        return np.ones(shape, dtype=FLOAT) if normalising else uniform(rng, shape, 1 / math.sqrt(fan_in(shape)))
+        return (
+            np.ones(shape, dtype=FLOAT) if normalising else uniform(rng, shape, 1 / math.sqrt(fan_in(shape)))
+        )
     if leaf == "bias":
         if normalising:
             return np.zeros(shape, dtype=FLOAT)
@@ -86,7 +88,11 @@ def randomized(graph: Graph, weights: Weights | None, rng: np.random.Generator) 
             elif leaf == "num_batches_tracked":
                 new[name] = np.asarray(100, dtype=np.int64)
             elif array.ndim == 1 and f"{name[: -len(leaf)]}running_mean" in per:
-                scale = rng.uniform(0.5, 1.5, array.shape) if leaf == "weight" else rng.normal(0, 0.2, array.shape)
+                scale = (
+                    rng.uniform(0.5, 1.5, array.shape)
+                    if leaf == "weight"
+                    else rng.normal(0, 0.2, array.shape)
+                )
                 new[name] = scale.astype(FLOAT)
         out[nid] = new
     return out

@@ -21,7 +21,19 @@ KEEPS_NONNEGATIVE = frozenset(
 )
 #: the last op of a block, or a merge: the places paper 001 allows new layers and merges
 BLOCK_ENDS = frozenset(
-    {"relu", "sigmoid", "tanh", "swish", "gelu", "maxpool", "avgpool", "add", "concat", "convex", "weighted_sum"}
+    {
+        "relu",
+        "sigmoid",
+        "tanh",
+        "swish",
+        "gelu",
+        "maxpool",
+        "avgpool",
+        "add",
+        "concat",
+        "convex",
+        "weighted_sum",
+    }
 )
 #: vector values after which an MLP layer may be inserted
 VECTOR_ENDS = BLOCK_ENDS | {"gap", "flatten", "dropout"}
@@ -51,7 +63,11 @@ def nonnegative(graph: Graph, weights: Weights | None = None) -> set[NodeId]:
         if (
             kind in ALWAYS_NONNEGATIVE
             or (kind in KEEPS_NONNEGATIVE and inputs_ok)
-            or (kind in ("convex", "weighted_sum") and inputs_ok and _mixes_in_unit_interval(graph, nid, weights))
+            or (
+                kind in ("convex", "weighted_sum")
+                and inputs_ok
+                and _mixes_in_unit_interval(graph, nid, weights)
+            )
         ):
             found.add(nid)
     return found
@@ -59,31 +75,33 @@ def nonnegative(graph: Graph, weights: Weights | None = None) -> set[NodeId]:
 
 def is_output(graph: Graph, nid: NodeId) -> bool:
     """The main output or an auxiliary one: values the outside world sees."""
-    return nid == graph.output_node() or graph.kind(nid) == "aux" or any(
-        graph.kind(u) == "aux" for u in graph.user_ids(nid)
+    return (
+        nid == graph.output_node()
+        or graph.kind(nid) == "aux"
+        or any(graph.kind(u) == "aux" for u in graph.user_ids(nid))
     )
 
 
-def ancestors(graph: Graph, nid: NodeId) -> set[NodeId]:
-    seen: set[NodeId] = set()
-    stack = list(graph.inputs(nid))
-    while stack:
-        n = stack.pop()
-        if n not in seen:
-            seen.add(n)
-            stack.extend(graph.inputs(n))
-    return seen
+class Reach:
+    """Every node's ancestors as a bit mask, so "does a come before b" costs O(1).
 
+    Pair rewrites (skips, merges) ask it for every pair of places; walking the graph per pair
+    would make their candidate lists quadratic in time on top of quadratic in size.
+    """
 
-def descendants(graph: Graph, nid: NodeId) -> set[NodeId]:
-    seen: set[NodeId] = set()
-    stack = list(graph.user_ids(nid))
-    while stack:
-        n = stack.pop()
-        if n not in seen:
-            seen.add(n)
-            stack.extend(graph.user_ids(n))
-    return seen
+    def __init__(self, graph: Graph) -> None:
+        order = graph.order()
+        self.index = {n: i for i, n in enumerate(order)}
+        self.bits: dict[NodeId, int] = {}
+        for n in order:
+            mask = 0
+            for i in graph.inputs(n):
+                mask |= self.bits[i] | (1 << self.index[i])
+            self.bits[n] = mask
+
+    def before(self, a: NodeId, b: NodeId) -> bool:
+        """Is ``a`` an ancestor of ``b``?"""
+        return bool(self.bits[b] >> self.index[a] & 1)
 
 
 def only_user(graph: Graph, nid: NodeId) -> NodeId | None:
@@ -138,7 +156,7 @@ def remove_dead(graph: Graph, output: NodeId) -> list[NodeId]:
 
 
 def parameterised(graph: Graph, nid: NodeId) -> bool:
-    return bool(graph.op(nid).param_shapes(graph.input_shapes(nid)))
+    return bool(graph.op(nid).param_shapes([graph.shape(i) for i in graph.inputs(nid)]))
 
 
 def layer_neighbours(graph: Graph, nodes: set[NodeId]) -> set[NodeId]:

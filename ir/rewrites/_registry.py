@@ -54,7 +54,9 @@ class Rewrite:
     def moves_at(self, graph: Graph, node: int, weights: Weights | None = None) -> list[Any]:
         return self.module.moves_at(graph, node, weights)
 
-    def apply(self, graph: Graph, weights: Weights | None, move: Any, rng: np.random.Generator) -> RewriteResult:
+    def apply(
+        self, graph: Graph, weights: Weights | None, move: Any, rng: np.random.Generator
+    ) -> RewriteResult:
         return self.module.apply(graph, weights, move, rng)
 
     def apply_seeded(self, graph: Graph, weights: Weights | None, move: Any, seed: int) -> RewriteResult:

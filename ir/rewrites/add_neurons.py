@@ -14,7 +14,7 @@ import numpy as np
 from genomorph.ir.graph import Graph, NodeId
 from genomorph.ir.weights import Weights
 
-from ._base import Outcome, RewriteResult, Work, collect, describe, draw_seed, node_or_none, require, run
+from ._base import Outcome, RewriteResult, Work, collect, describe, draw_seed, require, require_node, run
 from ._channels import output_width, plan, realise, role, widened
 
 NAME = "add-neurons"
@@ -34,7 +34,7 @@ def default_units(width: int) -> int:
 
 
 def moves_at(graph: Graph, node: NodeId, weights: Weights | None = None) -> list[Move]:
-    node_or_none(graph, node)
+    require_node(graph, node)
     require(
         role(graph, node) == "layer",
         f"add-neurons grows a hidden layer (linear, conv without groups, sep_conv); {describe(graph, node)} is not one",

@@ -24,9 +24,9 @@ from ._base import (
     collect,
     describe,
     draw_seed,
-    node_or_none,
     op_text,
     require,
+    require_node,
     run,
 )
 from ._init import FLOAT, identity_bn, identity_conv
@@ -46,13 +46,13 @@ class Move:
 
 
 def _moves(graph: Graph, node: NodeId, nonneg: set[NodeId]) -> list[Move]:
-    node_or_none(graph, node)
+    require_node(graph, node)
     kind = graph.kind(node)
     require(
         not is_output(graph, node) and kind != "input",
         f"deepen does not insert after {describe(graph, node)}: it is an input or output of the network",
     )
-    if len(graph.shapes()[node]) == 3:
+    if len(graph.shape(node)) == 3:
         require(
             kind in BLOCK_ENDS,
             f"deepen inserts a block only between blocks, after pooling or after a merge; "
@@ -86,8 +86,8 @@ def edit(work: Work, move: Move) -> Outcome:
     g = work.graph
     nonneg = nonnegative(g, work.weights)
     _moves(g, move.node, nonneg)
-    width = g.shapes()[move.node][0]
-    image = len(g.shapes()[move.node]) == 3
+    width = g.shape(move.node)[0]
+    image = len(g.shape(move.node)) == 3
     if image:
         kernel = move.kernel if move.kernel is not None else int(work.rng.choice(KERNELS))
         require(kernel % 2 == 1, f"an identity conv needs an odd kernel, not {kernel}")

@@ -16,7 +16,7 @@ from genomorph.ir.graph import Graph, NodeId
 from genomorph.ir.ops import OP_CLASSES, Add, Linear
 from genomorph.ir.weights import Weights
 
-from ._base import Outcome, RewriteResult, Work, collect, describe, draw_seed, node_or_none, require, run
+from ._base import Outcome, RewriteResult, Work, collect, describe, draw_seed, require, require_node, run
 from ._hres import growth_threshold
 from ._init import FLOAT, init_node
 from ._places import ACTIVATION_KINDS
@@ -39,7 +39,7 @@ def default_hidden(features_in: int, features_out: int) -> int:
 
 
 def moves_at(graph: Graph, node: NodeId, weights: Weights | None = None) -> list[Move]:
-    node_or_none(graph, node)
+    require_node(graph, node)
     require(
         graph.kind(node) == "linear",
         f"hres-grow adds a residual to a linear connection; {describe(graph, node)} is not a linear layer",
@@ -59,8 +59,8 @@ def edit(work: Work, move: Move) -> Outcome:
         f"the residual's activation must be one of {sorted(ACTIVATION_KINDS)}, not {move.activation!r}",
     )
     source = g.inputs(move.node)[0]
-    features_in = g.shapes()[source][0]
-    features_out = g.shapes()[move.node][0]
+    features_in = g.shape(source)[0]
+    features_out = g.shape(move.node)[0]
     hidden = move.hidden if move.hidden is not None else default_hidden(features_in, features_out)
     require(hidden >= 1, f"a residual needs at least one hidden unit, not {hidden}")
     first = g.add(Linear(features=hidden), [source])

@@ -14,7 +14,7 @@ import numpy as np
 from genomorph.ir.graph import Graph, NodeId
 from genomorph.ir.weights import Weights
 
-from ._base import Outcome, RewriteResult, Work, collect, describe, draw_seed, node_or_none, require, run
+from ._base import Outcome, RewriteResult, Work, collect, describe, draw_seed, require, require_node, run
 from ._hres import HresLayer, between, layer_at
 from ._places import layer_neighbours, parameterised, remove_dead
 
@@ -32,7 +32,7 @@ class Move:
 
 
 def _layer(graph: Graph, node: NodeId, max_hidden: int) -> tuple[HresLayer, set[NodeId]]:
-    node_or_none(graph, node)
+    require_node(graph, node)
     layer = layer_at(graph, node)
     require(
         layer is not None,
@@ -49,7 +49,10 @@ def _layer(graph: Graph, node: NodeId, max_hidden: int) -> tuple[HresLayer, set[
     outside = [
         n for n in residual for user in graph.user_ids(n) if user not in residual and user != layer.add
     ]
-    require(not outside, f"the residual of {describe(graph, node)} is also read elsewhere (by n{min(outside or [0])})")
+    require(
+        not outside,
+        f"the residual of {describe(graph, node)} is also read elsewhere (by n{min(outside or [0])})",
+    )
     return layer, residual
 
 

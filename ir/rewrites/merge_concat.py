@@ -14,9 +14,10 @@ import numpy as np
 from genomorph.ir.graph import Graph, NodeId
 from genomorph.ir.weights import Weights
 
-from ._base import Outcome, RewriteResult, Work, collect, describe, draw_seed, node_or_none, require, run
+from ._base import Outcome, RewriteResult, Work, collect, describe, draw_seed, require, require_node, run
 from ._channels import plan, widened
-from .merge_convex import mergeable, partners
+from ._places import Reach
+from .merge_convex import mergeable, mergeables, partners
 from .skip_add import stride_between
 from .skip_concat import concat_onto
 
@@ -32,30 +33,39 @@ class Move:
     """l_j: the layer concatenated after it, 1, 2 or 4 times as large."""
 
 
-def moves_at(graph: Graph, node: NodeId, weights: Weights | None = None) -> list[Move]:
-    node_or_none(graph, node)
+def _moves(graph: Graph, node: NodeId, reach: Reach, pool: list[NodeId]) -> list[Move]:
+    require_node(graph, node)
     require(
         mergeable(graph, node),
         f"merge-concat merges ReLU or max-pooling layers that are not outputs; {describe(graph, node)} is not one",
     )
-    shapes = graph.shapes()
-    changed = plan(graph, node, widened(shapes[node][0], 1), virtual=True).maps
+    target = graph.shape(node)
+    changed = plan(graph, node, widened(target[0], 1), virtual=True).maps
     moves = [
         Move(node, other)
-        for other in partners(graph, node, same_size=False)
-        if stride_between(shapes[other], shapes[node]) is not None and other not in changed
+        for other in partners(graph, node, False, reach, pool)
+        if other not in changed and stride_between(graph.shape(other), target) is not None
     ]
-    require(bool(moves), f"no other ReLU or max-pooling layer is 1, 2 or 4 times the size of {describe(graph, node)}")
+    require(
+        bool(moves),
+        f"no other ReLU or max-pooling layer is 1, 2 or 4 times the size of {describe(graph, node)}",
+    )
     return moves
 
 
+def moves_at(graph: Graph, node: NodeId, weights: Weights | None = None) -> list[Move]:
+    require_node(graph, node)
+    return _moves(graph, node, Reach(graph), mergeables(graph))
+
+
 def candidates(graph: Graph, weights: Weights | None = None) -> list[Move]:
-    return collect(graph, moves_at, weights)
+    reach, pool = Reach(graph), mergeables(graph)
+    return collect(graph, lambda g, n, w: _moves(g, n, reach, pool))
 
 
 def edit(work: Work, move: Move) -> Outcome:
     g = work.graph
-    node_or_none(g, move.other)
+    require_node(g, move.other)
     require(
         any(m.other == move.other for m in moves_at(g, move.node)),
         f"{describe(g, move.other)} cannot be concatenated onto {describe(g, move.node)}",

@@ -15,9 +15,9 @@ from genomorph.ir.graph import Graph, NodeId
 from genomorph.ir.ops import Convex
 from genomorph.ir.weights import Weights
 
-from ._base import Outcome, RewriteResult, Work, collect, describe, draw_seed, node_or_none, require, run
+from ._base import Outcome, RewriteResult, Work, collect, describe, draw_seed, require, require_node, run
 from ._init import FLOAT
-from ._places import descendants, is_output
+from ._places import Reach, is_output
 
 NAME = "merge-convex"
 EXACT = True
@@ -36,39 +36,48 @@ class Move:
     """l_j: the layer merged in with weight 1 - lam."""
 
 
-def partners(graph: Graph, node: NodeId, same_size: bool) -> list[NodeId]:
-    """ReLU / max-pool values that may be merged into ``node`` without making a cycle."""
-    after = descendants(graph, node)
+def partners(graph: Graph, node: NodeId, same_size: bool, reach: Reach, pool: list[NodeId]) -> list[NodeId]:
+    """Values of ``pool`` that may be merged into ``node`` without making a cycle."""
     direct = set(graph.inputs(node))
-    shape = graph.shapes()[node]
+    shape = graph.shape(node)
     found = []
-    for other in graph.order():
-        if other == node or other in after or other in direct or not mergeable(graph, other):
+    for other in pool:
+        if other == node or other in direct or reach.before(node, other):
             continue
-        theirs = graph.shapes()[other]
+        theirs = graph.shape(other)
         if (theirs == shape) if same_size else (len(theirs) == len(shape)):
             found.append(other)
     return found
 
 
-def moves_at(graph: Graph, node: NodeId, weights: Weights | None = None) -> list[Move]:
-    node_or_none(graph, node)
+def mergeables(graph: Graph) -> list[NodeId]:
+    return [n for n in graph.order() if mergeable(graph, n)]
+
+
+def _moves(graph: Graph, node: NodeId, reach: Reach, pool: list[NodeId]) -> list[Move]:
+    require_node(graph, node)
     require(
         mergeable(graph, node),
         f"merge-convex merges ReLU or max-pooling layers that are not outputs; {describe(graph, node)} is not one",
     )
-    moves = [Move(node, other) for other in partners(graph, node, same_size=True)]
+    moves = [Move(node, other) for other in partners(graph, node, True, reach, pool)]
     require(bool(moves), f"no other ReLU or max-pooling layer has the shape of {describe(graph, node)}")
     return moves
 
 
+def moves_at(graph: Graph, node: NodeId, weights: Weights | None = None) -> list[Move]:
+    require_node(graph, node)
+    return _moves(graph, node, Reach(graph), mergeables(graph))
+
+
 def candidates(graph: Graph, weights: Weights | None = None) -> list[Move]:
-    return collect(graph, moves_at, weights)
+    reach, pool = Reach(graph), mergeables(graph)
+    return collect(graph, lambda g, n, w: _moves(g, n, reach, pool))
 
 
 def edit(work: Work, move: Move) -> Outcome:
     g = work.graph
-    node_or_none(g, move.other)
+    require_node(g, move.other)
     require(
         any(m.other == move.other for m in moves_at(g, move.node)),
         f"{describe(g, move.other)} cannot be merged into {describe(g, move.node)}",

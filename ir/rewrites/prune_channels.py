@@ -14,7 +14,7 @@ import numpy as np
 from genomorph.ir.graph import Graph, NodeId
 from genomorph.ir.weights import Weights
 
-from ._base import Outcome, RewriteResult, Work, collect, describe, draw_seed, node_or_none, require, run
+from ._base import Outcome, RewriteResult, Work, collect, describe, draw_seed, require, require_node, run
 from ._channels import LAYOUTS, kept, layout_key, output_width, plan, realise, role
 
 NAME = "prune-channels"
@@ -46,10 +46,10 @@ def filter_norms(graph: Graph, arrays: dict[str, np.ndarray], nid: NodeId) -> np
 
 def check_prunable(graph: Graph, node: NodeId, image: bool | None) -> int:
     """The width of layer ``node`` if units can be pruned from it (``image``: must be a conv / a vector)."""
-    node_or_none(graph, node)
+    require_node(graph, node)
     what = {True: "conv or sep_conv", False: "linear", None: "conv, sep_conv or linear"}[image]
     require(
-        role(graph, node) == "layer" and (image is None or (len(graph.shapes()[node]) == 3) == image),
+        role(graph, node) == "layer" and (image is None or (len(graph.shape(node)) == 3) == image),
         f"{describe(graph, node)} is not a {what} layer",
     )
     width = output_width(graph, node)

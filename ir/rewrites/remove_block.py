@@ -19,7 +19,7 @@ from genomorph.ir.errors import NotApplicable
 from genomorph.ir.graph import Graph, NodeId
 from genomorph.ir.weights import Weights
 
-from ._base import Outcome, RewriteResult, Work, collect, describe, draw_seed, node_or_none, require, run
+from ._base import Outcome, RewriteResult, Work, collect, describe, draw_seed, require, require_node, run
 from ._channels import Plan, plan, realise
 from ._places import LAYERS, Block, block_at, layer_neighbours, remove_dead
 
@@ -74,7 +74,7 @@ def _cut_plan(graph: Graph, merge: NodeId, port: int) -> Plan | None:
 
 
 def moves_at(graph: Graph, node: NodeId, weights: Weights | None = None) -> list[Move]:
-    node_or_none(graph, node)
+    require_node(graph, node)
     kind = graph.kind(node)
     if kind in LAYERS:
         _bypass_plan(graph, node)
@@ -103,7 +103,7 @@ def _remove_block(work: Work, move: Move) -> Outcome:
     g = work.graph
     source, block, change = _bypass_plan(g, move.node)
     near = layer_neighbours(g, set(block.nodes))
-    before, after = g.shapes()[block.act][0], g.shapes()[source][0]
+    before, after = g.shape(block.act)[0], g.shape(source)[0]
     g.replace_uses(block.act, source)
     for nid in reversed(block.nodes):
         g.remove(nid)

@@ -36,7 +36,7 @@ class Move:
 def _moves(graph: Graph, node: NodeId, nonneg: set[NodeId]) -> list[Move]:
     places = deepen_moves(graph, node, nonneg)
     require(
-        len(graph.shapes()[node]) == 3,
+        len(graph.shape(node)) == 3,
         f"sepconv inserts a convolution, which needs an image; {describe(graph, node)} is a vector",
     )
     return [Move(node, m.kernel) for m in places]
@@ -56,7 +56,7 @@ def edit(work: Work, move: Move) -> Outcome:
     _moves(g, move.node, nonnegative(g, work.weights))
     kernel = move.kernel if move.kernel is not None else int(work.rng.choice(KERNELS))
     require(kernel % 2 == 1, f"an identity depthwise kernel must be odd, not {kernel}")
-    width = g.shapes()[move.node][0]
+    width = g.shape(move.node)[0]
     conv_op = SepConv(channels=width, kernel=kernel, bias=False)
     conv = g.add(conv_op, [move.node])
     bn_op = BatchNorm()
@@ -71,7 +71,9 @@ def edit(work: Work, move: Move) -> Outcome:
     )
     work.put(bn, identity_bn(width, bn_op.eps))
     g.replace_uses(move.node, relu, keep=[conv])
-    return Outcome(Move(move.node, kernel), f"inserted {op_text(conv_op)} bn relu after {describe(g, move.node)}")
+    return Outcome(
+        Move(move.node, kernel), f"inserted {op_text(conv_op)} bn relu after {describe(g, move.node)}"
+    )
 
 
 def apply(graph: Graph, weights: Weights | None, move: Move, rng: np.random.Generator) -> RewriteResult:

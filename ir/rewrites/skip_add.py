@@ -26,13 +26,13 @@ from ._base import (
     collect,
     describe,
     draw_seed,
-    node_or_none,
     op_text,
     require,
+    require_node,
     run,
 )
 from ._init import FLOAT
-from ._places import BLOCK_ENDS, VECTOR_ENDS, ancestors, is_output
+from ._places import BLOCK_ENDS, VECTOR_ENDS, Reach, is_output
 
 NAME = "skip-add"
 EXACT = True
@@ -64,45 +64,52 @@ def end_points(graph: Graph, nid: NodeId) -> bool:
     """Values a skip may start from or land on: block ends (vector ends for MLPs), not outputs."""
     if is_output(graph, nid):
         return False
-    ends = BLOCK_ENDS if len(graph.shapes()[nid]) == 3 else VECTOR_ENDS
+    ends = BLOCK_ENDS if len(graph.shape(nid)) == 3 else VECTOR_ENDS
     return graph.kind(nid) in ends
 
 
-def sources(graph: Graph, node: NodeId) -> list[NodeId]:
-    """Earlier values a skip onto ``node`` may start from, in topological order."""
-    up = ancestors(graph, node)
+def starts(graph: Graph) -> list[NodeId]:
+    """Values a skip may start from: the input and every block end, in topological order."""
+    return [a for a in graph.order() if graph.kind(a) == "input" or end_points(graph, a)]
+
+
+def sources(graph: Graph, node: NodeId, reach: Reach, begins: list[NodeId]) -> list[NodeId]:
+    """Earlier values (of ``begins``) a skip onto ``node`` may start from, not its direct inputs."""
     direct = set(graph.inputs(node))
-    return [
-        a
-        for a in graph.order()
-        if a in up and a not in direct and (graph.kind(a) == "input" or end_points(graph, a))
-    ]
+    return [a for a in begins if reach.before(a, node) and a not in direct]
 
 
-def moves_at(graph: Graph, node: NodeId, weights: Weights | None = None) -> list[Move]:
-    node_or_none(graph, node)
+def _moves(graph: Graph, node: NodeId, reach: Reach, begins: list[NodeId]) -> list[Move]:
+    require_node(graph, node)
     require(
         end_points(graph, node),
         f"a skip lands after a block, pooling or merge that is not an output; {describe(graph, node)} is not one",
     )
-    shapes = graph.shapes()
+    target = graph.shape(node)
     moves = []
-    for a in sources(graph, node):
-        if shapes[a] == shapes[node]:
+    for a in sources(graph, node, reach, begins):
+        shape = graph.shape(a)
+        if shape == target:
             moves.append(Move(node, a, "convex"))
-        elif stride_between(shapes[a], shapes[node]) is not None:
+        elif stride_between(shape, target) is not None:
             moves.append(Move(node, a, "branch"))
     require(bool(moves), f"no earlier value fits a skip onto {describe(graph, node)}")
     return moves
 
 
+def moves_at(graph: Graph, node: NodeId, weights: Weights | None = None) -> list[Move]:
+    require_node(graph, node)
+    return _moves(graph, node, Reach(graph), starts(graph))
+
+
 def candidates(graph: Graph, weights: Weights | None = None) -> list[Move]:
-    return collect(graph, moves_at, weights)
+    reach, begins = Reach(graph), starts(graph)
+    return collect(graph, lambda g, n, w: _moves(g, n, reach, begins))
 
 
 def projection(graph: Graph, source: NodeId, target: Shape) -> tuple[Conv | Linear, dict[str, np.ndarray]]:
     """A zero-initialised layer mapping ``source``'s shape onto ``target``'s."""
-    shape = graph.shapes()[source]
+    shape = graph.shape(source)
     stride = stride_between(shape, target)
     require(stride is not None, f"{describe(graph, source)} cannot be projected onto shape {target}")
     if len(target) == 1:
@@ -114,17 +121,17 @@ def projection(graph: Graph, source: NodeId, target: Shape) -> tuple[Conv | Line
 
 def edit(work: Work, move: Move) -> Outcome:
     g = work.graph
-    node_or_none(g, move.source)
+    require_node(g, move.source)
     allowed = moves_at(g, move.node)
     require(
         any(m.source == move.source for m in allowed),
         f"no skip from {describe(g, move.source)} onto {describe(g, move.node)}",
         hint="the source must be an earlier block end that is not already a direct input",
     )
-    target = g.shapes()[move.node]
+    target = g.shape(move.node)
     if move.mode == "convex":
         require(
-            g.shapes()[move.source] == target,
+            g.shape(move.source) == target,
             "a convex skip needs equal shapes; use mode=branch for a projected skip",
         )
         merge = g.add(Convex(init=1.0), [move.node, move.source])

@@ -15,9 +15,10 @@ from genomorph.ir.graph import Graph, NodeId
 from genomorph.ir.ops import Concat
 from genomorph.ir.weights import Weights
 
-from ._base import Outcome, RewriteResult, Work, collect, describe, draw_seed, node_or_none, require, run
+from ._base import Outcome, RewriteResult, Work, collect, describe, draw_seed, require, require_node, run
 from ._channels import plan, realise, widened
-from .skip_add import end_points, sources, stride_between
+from ._places import Reach
+from .skip_add import end_points, sources, starts, stride_between
 
 NAME = "skip-concat"
 EXACT = True
@@ -51,30 +52,36 @@ def concat_onto(work: Work, node: NodeId, other: NodeId) -> tuple[NodeId, int]:
     return merge, factor or 1
 
 
-def moves_at(graph: Graph, node: NodeId, weights: Weights | None = None) -> list[Move]:
-    node_or_none(graph, node)
+def _moves(graph: Graph, node: NodeId, reach: Reach, begins: list[NodeId]) -> list[Move]:
+    require_node(graph, node)
     require(
         end_points(graph, node),
         f"a skip lands after a block, pooling or merge that is not an output; {describe(graph, node)} is not one",
     )
-    shapes = graph.shapes()
-    changed = plan(graph, node, widened(shapes[node][0], 1), virtual=True).maps
+    target = graph.shape(node)
+    changed = plan(graph, node, widened(target[0], 1), virtual=True).maps
     moves = [
         Move(node, a)
-        for a in sources(graph, node)
-        if stride_between(shapes[a], shapes[node]) is not None and a not in changed
+        for a in sources(graph, node, reach, begins)
+        if a not in changed and stride_between(graph.shape(a), target) is not None
     ]
     require(bool(moves), f"no earlier value fits a concatenation onto {describe(graph, node)}")
     return moves
 
 
+def moves_at(graph: Graph, node: NodeId, weights: Weights | None = None) -> list[Move]:
+    require_node(graph, node)
+    return _moves(graph, node, Reach(graph), starts(graph))
+
+
 def candidates(graph: Graph, weights: Weights | None = None) -> list[Move]:
-    return collect(graph, moves_at, weights)
+    reach, begins = Reach(graph), starts(graph)
+    return collect(graph, lambda g, n, w: _moves(g, n, reach, begins))
 
 
 def edit(work: Work, move: Move) -> Outcome:
     g = work.graph
-    node_or_none(g, move.source)
+    require_node(g, move.source)
     require(
         any(m.source == move.source for m in moves_at(g, move.node)),
         f"no concatenation skip from {describe(g, move.source)} onto {describe(g, move.node)}",

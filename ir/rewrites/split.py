@@ -16,7 +16,7 @@ from genomorph.ir.graph import Graph, NodeId
 from genomorph.ir.ops import Add
 from genomorph.ir.weights import Weights
 
-from ._base import Outcome, RewriteResult, Work, collect, describe, draw_seed, node_or_none, require, run
+from ._base import Outcome, RewriteResult, Work, collect, describe, draw_seed, require, require_node, run
 from ._places import Block, block_at
 
 NAME = "split"
@@ -32,7 +32,7 @@ class Move:
 
 
 def _block(graph: Graph, node: NodeId) -> Block:
-    node_or_none(graph, node)
+    require_node(graph, node)
     block = block_at(graph, node, frozenset({"relu"}))
     require(
         block is not None,

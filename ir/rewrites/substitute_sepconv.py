@@ -23,9 +23,9 @@ from ._base import (
     collect,
     describe,
     draw_seed,
-    node_or_none,
     op_text,
     require,
+    require_node,
     run,
 )
 
@@ -40,7 +40,7 @@ class Move:
 
 
 def moves_at(graph: Graph, node: NodeId, weights: Weights | None = None) -> list[Move]:
-    node_or_none(graph, node)
+    require_node(graph, node)
     op = graph.op(node)
     require(
         graph.kind(node) == "conv" and op.groups == 1 and op.kernel > 1,  # type: ignore[attr-defined]

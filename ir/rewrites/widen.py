@@ -17,7 +17,7 @@ import numpy as np
 from genomorph.ir.graph import Graph, NodeId
 from genomorph.ir.weights import Weights
 
-from ._base import Outcome, RewriteResult, Work, collect, describe, draw_seed, node_or_none, require, run
+from ._base import Outcome, RewriteResult, Work, collect, describe, draw_seed, require, require_node, run
 from ._channels import output_width, plan, realise, role, widened
 
 NAME = "widen"
@@ -44,13 +44,15 @@ def new_width(width: int, factor: float) -> int:
 
 
 def moves_at(graph: Graph, node: NodeId, weights: Weights | None = None) -> list[Move]:
-    node_or_none(graph, node)
+    require_node(graph, node)
     require(
         role(graph, node) == "layer",
         f"widen resizes a conv (without groups), sep_conv or linear layer; {describe(graph, node)} is not one",
     )
     width = output_width(graph, node)
-    require(width < MAX_WIDTH, f"{describe(graph, node)} already has {width} channels (the cap is {MAX_WIDTH})")
+    require(
+        width < MAX_WIDTH, f"{describe(graph, node)} already has {width} channels (the cap is {MAX_WIDTH})"
+    )
     plan(graph, node, widened(width, 1))
     return [Move(node)]
 
@@ -63,10 +65,14 @@ def edit(work: Work, move: Move) -> Outcome:
     g = work.graph
     moves_at(g, move.node)
     require(move.mode in ("zero", "net2net"), f"widen mode must be 'zero' or 'net2net', not {move.mode!r}")
-    require(move.noise >= 0 and (move.noise == 0 or move.mode == "net2net"), "noise applies to net2net mode only")
+    require(
+        move.noise >= 0 and (move.noise == 0 or move.mode == "net2net"), "noise applies to net2net mode only"
+    )
     width = output_width(g, move.node)
     target = move.width if move.width is not None else new_width(width, move.factor)
-    require(target > width, f"widen must add channels: {describe(g, move.node)} has {width}, asked for {target}")
+    require(
+        target > width, f"widen must add channels: {describe(g, move.node)} has {width}, asked for {target}"
+    )
     require(target <= MAX_WIDTH, f"widen would exceed the cap of {MAX_WIDTH} channels")
     extra = target - width
     if move.mode == "zero":

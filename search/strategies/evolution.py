@@ -42,7 +42,7 @@ from .sequential import Genes, genes_from_json, genes_to_json, genome_text, samp
 
 #: defaults per dataset (see docs/strategies.md for the measurements behind them)
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "digits": {"population": 8, "cycles": 24, "sample_size": 3, "epochs": 8, "final_epochs": 5},
+    "digits": {"population": 8, "cycles": 24, "sample_size": 3, "epochs": 8, "final_epochs": 10},
     "mnist": {"population": 6, "cycles": 12, "sample_size": 3, "epochs": 1, "final_epochs": 2},
     "fashion-mnist": {"population": 6, "cycles": 12, "sample_size": 3, "epochs": 2, "final_epochs": 2},
     OTHER: {"population": 10, "cycles": 40, "sample_size": 3, "epochs": 5, "final_epochs": 5},

@@ -38,7 +38,7 @@ from genomorph.search.protocol import (
 )
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ._common import OTHER, Member, better, pick
+from ._common import OTHER, Member, better, final_proposal, pick
 
 #: the vanilla start network of papers 001/002 (three conv-bn-relu blocks, max-pooling between
 #: them, global average pooling and a linear classifier); the same network as
@@ -62,8 +62,8 @@ OPERATORS: dict[str, tuple[str, ...]] = {
 
 #: defaults per dataset (see docs/strategies.md for the measurements behind them)
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "digits": {"steps": 3, "children": 8, "ops": 3, "epochs": 4, "start_epochs": 8, "final_epochs": 5,
-               "max_params": 250_000},
+    "digits": {"steps": 3, "children": 6, "ops": 3, "epochs": 3, "start_epochs": 6, "final_epochs": 4,
+               "max_params": 1_000_000},
     "mnist": {"steps": 3, "children": 4, "ops": 3, "epochs": 1, "start_epochs": 2, "final_epochs": 2,
               "max_params": 1_000_000},
     "fashion-mnist": {"steps": 3, "children": 4, "ops": 3, "epochs": 2, "start_epochs": 3, "final_epochs": 3,
@@ -184,7 +184,8 @@ class Nash(Strategy):
         self.max_params: int | None = cap or None
         self.start = start_genome(setup, cfg.fit_start)
         # run state (all of it in `state()`)
-        self.phase = "start"  # start -> steps -> final -> done
+        # start -> start-issued -> steps -> final -> final-issued -> done
+        self.phase = "start"
         self.step = 0  # 1-based index of the step whose children are in flight
         self.issued = 0  # children of this step proposed so far
         self.target = self.children  # children this step will have (fewer on wrap-up)
@@ -236,8 +237,8 @@ class Nash(Strategy):
     # ------------------------------------------------------------------ protocol
     def propose(self, ctx: SearchContext) -> list[Proposal]:
         out: list[Proposal] = []
-        if self.phase == "start" and self.step == 0:
-            self.step = -1  # marks N0 as proposed
+        if self.phase == "start":
+            self.phase = "start-issued"
             budget = Budget(epochs=self.start_epochs, lr=self.config.lr, schedule="cosine")  # type: ignore[attr-defined]
             out.append(Proposal(EvalRequest(genome=self.start, budget=budget, meta={"role": "start"})))
         if self.phase == "steps" and ctx.wrap_up:
@@ -260,20 +261,7 @@ class Nash(Strategy):
     def _final(self) -> Proposal:
         assert self.parent is not None
         cfg: NashConfig = self.config  # type: ignore[assignment]
-        lr = cfg.final_lr or cfg.lr
-        budget = (
-            Budget(epochs=self.final_epochs, lr=lr, schedule="cosine", train_on="train+val", test=True)
-            if self.final_epochs > 0
-            else Budget(epochs=0, test=True)
-        )
-        request = EvalRequest(
-            genome=self.parent.genome,
-            budget=budget,
-            parent=self.parent.id,
-            init_checkpoint=self.parent.checkpoint,
-            meta={"role": "final"},
-        )
-        return Proposal(request)
+        return final_proposal(self.parent, self.final_epochs, cfg.final_lr or cfg.lr)
 
     def observe(self, result: EvalResult) -> None:
         role = result.request.meta.get("role")

@@ -27,7 +27,7 @@ from .sequential import genes_to_json, genome_text, sample
 
 #: defaults per dataset (see docs/strategies.md for the measurements behind them)
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "digits": {"candidates": 16, "epochs": 8, "final_epochs": 5},
+    "digits": {"candidates": 16, "epochs": 8, "final_epochs": 10},
     "mnist": {"candidates": 8, "epochs": 1, "final_epochs": 2},
     "fashion-mnist": {"candidates": 8, "epochs": 2, "final_epochs": 2},
     OTHER: {"candidates": 12, "epochs": 5, "final_epochs": 5},

@@ -46,7 +46,9 @@ def test_concat_offsets_and_flatten_expands() -> None:
     np.testing.assert_array_equal(change.maps[concat], [0, 1, 2, 3, 4, 6, 7])
     spatial = shapes[flatten][0] // shapes[graph.inputs(flatten)[0]][0]
     assert len(change.maps[flatten]) == 7 * spatial
-    np.testing.assert_array_equal(change.maps[flatten][5 * spatial : 6 * spatial], np.arange(6, 7) * spatial + np.arange(spatial))
+    np.testing.assert_array_equal(
+        change.maps[flatten][5 * spatial : 6 * spatial], np.arange(6, 7) * spatial + np.arange(spatial)
+    )
 
 
 @pytest.mark.parametrize(

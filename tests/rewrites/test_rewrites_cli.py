@@ -23,7 +23,9 @@ def cnn(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("op", ["deepen", "widen", "skip-add", "skip-concat", "merge-concat", "split", "sepconv"])
+@pytest.mark.parametrize(
+    "op", ["deepen", "widen", "skip-add", "skip-concat", "merge-concat", "split", "sepconv"]
+)
 def test_exact_rewrite_prints_a_genome_that_keeps_the_function(cnn: Path, op: str) -> None:
     result = morph(str(cnn), "--op", op, "--seed", "1", "--check", "--json")
     assert result.exit_code == 0, result.output
@@ -65,7 +67,21 @@ def test_approximate_rewrite_reports_repair_and_a_difference(cnn: Path) -> None:
 
 
 def test_at_and_set_choose_the_move(cnn: Path) -> None:
-    data = json.loads(morph(str(cnn), "--op", "widen", "--at", "n1", "--set", "mode=net2net", "--set", "width=10", "--check", "--json").stdout)
+    data = json.loads(
+        morph(
+            str(cnn),
+            "--op",
+            "widen",
+            "--at",
+            "n1",
+            "--set",
+            "mode=net2net",
+            "--set",
+            "width=10",
+            "--check",
+            "--json",
+        ).stdout
+    )
     move = data["records"][0]["move"]
     assert move == {**move, "node": 1, "mode": "net2net", "width": 10}
     assert data["max_abs_diff"] <= TOLERANCE
@@ -103,5 +119,7 @@ def test_reads_standard_input() -> None:
 
 
 def test_resnet18_example_deepens_exactly() -> None:
-    data = json.loads(morph(str(EXAMPLES / "resnet18_cifar.genome"), "--op", "deepen", "--check", "--json").stdout)
+    data = json.loads(
+        morph(str(EXAMPLES / "resnet18_cifar.genome"), "--op", "deepen", "--check", "--json").stdout
+    )
     assert data["max_abs_diff"] <= TOLERANCE

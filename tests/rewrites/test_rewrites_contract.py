@@ -5,8 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from genomorph.ir import NotApplicable, verify
-from genomorph.ir.rewrites import APPROXIMATE, EXACT, REWRITES, Record, random_chain, replay, sample
-from genomorph.ir.rewrites._base import move_from_dict, move_to_dict
+from genomorph.ir.rewrites import (
+    APPROXIMATE,
+    EXACT,
+    REWRITES,
+    Record,
+    move_from_dict,
+    move_to_dict,
+    random_chain,
+    replay,
+    sample,
+)
 from genomorph.ir.weights import check_weights
 from rewrite_helpers import NETS, net, same_snapshot, snapshot, trained
 
@@ -18,9 +27,15 @@ def test_registry_names_and_exactness() -> None:
         "deepen", "widen", "skip-add", "skip-concat", "merge-convex", "merge-concat", "split", "sepconv",
         "add-neurons", "hres-grow",
     }  # fmt: skip
-    assert set(APPROXIMATE) == {"remove-block", "prune-channels", "prune-neurons", "substitute-sepconv", "hres-shrink"}
+    assert set(APPROXIMATE) == {
+        "remove-block",
+        "prune-channels",
+        "prune-neurons",
+        "substitute-sepconv",
+        "hres-shrink",
+    }
     for name, rewrite in REWRITES.items():
-        assert rewrite.module.NAME == name
+        assert name == rewrite.module.NAME
         assert rewrite.exact == (name in EXACT)
 
 
@@ -58,7 +73,9 @@ def test_not_applicable_leaves_input_alone(name: str) -> None:
         rewrite.moves_at(graph, graph.input_node())
     with pytest.raises(NotApplicable):
         rewrite.moves_at(graph, 999)
-    sample_move = rewrite.candidates(net("cnn")) or rewrite.candidates(net("hres")) or rewrite.candidates(net("mlp"))
+    sample_move = (
+        rewrite.candidates(net("cnn")) or rewrite.candidates(net("hres")) or rewrite.candidates(net("mlp"))
+    )
     if sample_move:  # a move aimed at the input node of this graph
         bad = type(sample_move[0])(**{**move_to_dict(sample_move[0]), "node": graph.input_node()})
         with pytest.raises(NotApplicable):

@@ -45,7 +45,11 @@ def test_deepen_inserts_identity_conv_and_identity_bn() -> None:
     place = next(m for m in deepen.candidates(graph) if m.kernel == 5)
     result = deepen.apply(graph, weights, place, np.random.default_rng(0))
     conv, bn, relu = result.record.created
-    assert result.graph.kind(conv) == "conv" and result.graph.kind(bn) == "bn" and result.graph.kind(relu) == "relu"
+    assert (
+        result.graph.kind(conv) == "conv"
+        and result.graph.kind(bn) == "bn"
+        and result.graph.kind(relu) == "relu"
+    )
     kernel = result.weights[conv]["weight"]
     channels = kernel.shape[0]
     assert kernel.shape == (channels, channels, 5, 5)
@@ -94,7 +98,9 @@ def test_widen_net2net_copies_units_and_divides_their_outgoing_weights() -> None
     counts = np.bincount(copies, minlength=8) + 1
     np.testing.assert_allclose(outgoing[:, :8] * counts, weights[reader]["weight"], rtol=1e-6)
     assert max_diff((graph, weights), (result.graph, result.weights)) <= TOLERANCE
-    noisy = widen.apply(graph, weights, widen.Move(first, mode="net2net", noise=0.1), np.random.default_rng(0))
+    noisy = widen.apply(
+        graph, weights, widen.Move(first, mode="net2net", noise=0.1), np.random.default_rng(0)
+    )
     assert not noisy.record.exact
     assert max_diff((graph, weights), (noisy.graph, noisy.weights)) > TOLERANCE
 
@@ -151,6 +157,8 @@ def test_hres_grow_nests_inside_a_residual() -> None:
     assert outer_layer is not None
     nested = layer_at(grown, outer_layer.hidden)
     assert nested is not None and nested.width == 3 and nested.shortcut == inner_f1
-    second = next(n for n in result.record.created if grown.kind(n) == "linear" and grown.users(n) == [(nested.add, 1)])
+    second = next(
+        n for n in result.record.created if grown.kind(n) == "linear" and grown.users(n) == [(nested.add, 1)]
+    )
     assert not result.weights[second]["weight"].any()
     assert max_diff((graph, weights), (grown, result.weights)) <= TOLERANCE

@@ -154,3 +154,50 @@ class ChainStrategy(Strategy):
 
 #: what `--strategy` takes for this class in a subprocess (PYTHONPATH=tests/search)
 CHAIN = "search_helpers:ChainStrategy"
+
+
+class EagerConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    candidates: int = 6
+    slow_epochs: int = 4
+
+
+class EagerStrategy(Strategy):
+    """Proposes as many candidates as it has slots for, recording in each how many results it
+    had observed; even candidates train ``slow_epochs``, odd ones 0, so results come back out of
+    order on a pool. The driver must still only let it propose at points fixed by the id order."""
+
+    name: ClassVar[str] = "eager"
+    Config: ClassVar[type[BaseModel]] = EagerConfig
+
+    def __init__(self, config: BaseModel, setup: SearchSetup) -> None:
+        super().__init__(config, setup)
+        self.cfg: EagerConfig = config  # type: ignore[assignment]
+        self.proposed = 0
+        self.observed = 0
+
+    def propose(self, ctx: SearchContext) -> list[Proposal]:
+        out = []
+        while self.proposed < self.cfg.candidates and len(out) < ctx.slots:
+            epochs = self.cfg.slow_epochs if self.proposed % 2 == 0 else 0
+            meta = {"observed_before": self.observed, "slots": ctx.slots}
+            out.append(Proposal(EvalRequest(genome=SMALL, budget=Budget(epochs=epochs), meta=meta)))
+            self.proposed += 1
+        return out
+
+    def observe(self, result: EvalResult) -> None:
+        self.observed += 1
+
+    def done(self) -> bool:
+        return self.observed == self.cfg.candidates
+
+    def state(self) -> dict[str, JSON]:
+        return {"proposed": self.proposed, "observed": self.observed}
+
+    def load_state(self, state: dict[str, JSON]) -> None:
+        self.proposed = int(state["proposed"])
+        self.observed = int(state["observed"])
+
+
+EAGER = "search_helpers:EagerStrategy"

@@ -126,3 +126,13 @@ def test_check_fits_names_both_shapes_and_hints() -> None:
     with pytest.raises(DataError) as wrong_output:
         check_fits(parse("input 1x8x8\nflatten linear(7)\n"), info)
     assert "10 classes" in str(wrong_output.value)
+
+
+def test_digits_are_exactly_scikit_learns() -> None:
+    from genomorph.search.data import digits_arrays
+    from sklearn.datasets import load_digits
+
+    pixels, labels = digits_arrays()
+    bunch = load_digits()
+    np.testing.assert_array_equal(pixels, bunch.data)
+    np.testing.assert_array_equal(labels, bunch.target)

@@ -12,7 +12,7 @@ from genomorph.search.executors import PoolExecutor
 from genomorph.search.protocol import Budget, EvalRequest
 from genomorph.search.store import RunStore
 from genomorph.search.trainer import TrainConfig
-from search_helpers import CHAIN, SMALL, TINY
+from search_helpers import CHAIN, EAGER, SMALL, TINY
 
 
 def _config(**changes) -> RunConfig:
@@ -37,7 +37,6 @@ def in_process(tmp_path_factory) -> list[tuple]:
     return _outcome(start_search(_config(), tmp_path_factory.mktemp("inprocess") / "run"))
 
 
-@pytest.mark.slow
 def test_pool_of_two_gives_the_in_process_results(tmp_path: Path, in_process: list[tuple]) -> None:
     store = start_search(_config(executor="pool", workers=2), tmp_path / "run")
     assert _outcome(store) == in_process
@@ -78,3 +77,24 @@ def test_ray_local_instance_runs_a_search(tmp_path: Path, in_process: list[tuple
     outcome = _outcome(store)
     assert outcome == in_process
     assert all(c.status == "finished" for c in store.candidates())
+
+
+@pytest.mark.slow
+def test_proposals_happen_at_points_fixed_by_the_id_order(tmp_path: Path) -> None:
+    """On a pool, fast odd candidates finish before slow even ones; the strategy must still see
+    exactly ``k - width + 1`` results when it proposes candidate ``k``, whatever the timing."""
+    data = DataConfig(name="digits")
+    config = RunConfig(
+        strategy=EAGER,
+        setup=prepare_setup(data, seed=0),
+        data=data,
+        train=TrainConfig(threads=1),
+        executor="pool",
+        workers=2,
+    )
+    store = start_search(config, tmp_path / "run")
+    seen = [c.request.meta["observed_before"] for c in store.candidates()]
+    assert seen == [max(0, k - 1) for k in range(len(seen))]
+    # and the out-of-order finish did happen: some odd candidate finished before its even elder
+    finished = {c.id: c.finished_s for c in store.candidates()}
+    assert any(finished[k + 1] < finished[k] for k in range(0, len(finished) - 1, 2))

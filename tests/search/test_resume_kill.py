@@ -36,7 +36,7 @@ hidden = [8]
 GENOMORPH = [sys.executable, "-m", "genomorph.cli.main"]
 
 
-def _search(space: Path, out: Path) -> list[str]:
+def _search(space: Path, out: Path, workers: int) -> list[str]:
     return [
         *GENOMORPH,
         "search",
@@ -56,6 +56,8 @@ def _search(space: Path, out: Path) -> list[str]:
         "epochs=3",
         "--set",
         "final_epochs=1",
+        "--workers",
+        str(workers),
         "--out",
         str(out),
     ]
@@ -88,10 +90,30 @@ def _finished(run: Path) -> int:
         return -1
 
 
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def _kill_when(command: list[str], run: Path, finished: int, delay: float) -> bool:
     """Start ``command``; once ``finished`` candidates are finished, wait ``delay`` s and SIGKILL it.
-
-    Returns False if the process ended by itself first."""
+    Its worker processes, if any, must end by themselves. Returns False if the process ended first."""
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while _finished(run) < finished and process.poll() is None and time.monotonic() < deadline:
@@ -99,16 +121,25 @@ def _kill_when(command: list[str], run: Path, finished: int, delay: float) -> bo
     time.sleep(delay)
     if process.poll() is not None:
         return False
+    workers = _children(process.pid)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
+    deadline = time.monotonic() + 15
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    orphans = [w for w in workers if _alive(w)]
+    for w in orphans:
+        os.kill(w, signal.SIGKILL)
+    assert not orphans, "worker processes outlived their killed driver"
     return True
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_moments_then_resume(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2], ids=["in-process", "pool"])
+def test_sigkill_at_random_moments_then_resume(tmp_path: Path, workers: int) -> None:
     space = tmp_path / "tiny.toml"
     space.write_text(SPACE)
-    subprocess.run(_search(space, tmp_path / "reference"), check=True, capture_output=True)
+    subprocess.run(_search(space, tmp_path / "reference", workers), check=True, capture_output=True)
     reference = _rows(tmp_path / "reference")
     assert len(reference) >= 5 and all(r[3] == "finished" for r in reference)
 
@@ -122,7 +153,7 @@ def test_sigkill_at_random_moments_then_resume(tmp_path: Path) -> None:
         *sorted((rng.randrange(0, len(reference) - 2), rng.uniform(0.0, 0.3)) for _ in range(4)),
     ]
     kills = 0
-    command = _search(space, run)
+    command = _search(space, run, workers)
     for finished, delay in points:
         kills += _kill_when(command, run, finished, delay)
         if (run / "run.db").exists():

@@ -128,3 +128,27 @@ def test_regression_reports_r2() -> None:
     assert report.history[-1]["val_r2"] > 0.8
     test = evaluate_split(module, data, data.test, torch.device("cpu"))
     assert set(test) == {"loss", "r2"} and test["r2"] > 0.8
+
+
+@pytest.mark.parametrize(
+    ("momentum", "nesterov", "weight_decay"), [(0.9, True, 5e-4), (0.9, False, 0.0), (0.0, False, 1e-3)]
+)
+def test_our_sgd_matches_torch_sgd(momentum: float, nesterov: bool, weight_decay: float) -> None:
+    from genomorph.search.trainer import NesterovSGD
+
+    torch.manual_seed(0)
+    ours, theirs = _module(SMALL, seed=1), _module(SMALL, seed=1)
+    opt_a = NesterovSGD(list(ours.parameters()), 0.1, momentum, nesterov, weight_decay)
+    opt_b = torch.optim.SGD(
+        theirs.parameters(), lr=0.1, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay
+    )
+    for step in range(5):
+        x = torch.randn(16, 1, 8, 8)
+        for module, opt in ((ours, opt_a), (theirs, opt_b)):
+            opt.zero_grad()
+            module(x).square().mean().backward()
+            for group in opt.param_groups:
+                group["lr"] = 0.1 / (step + 1)
+            opt.step()
+    for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)

@@ -21,7 +21,7 @@ from genomorph.search.strategies.evolution import AgingEvolution, EvolutionConfi
 from genomorph.search.strategies.random_search import RandomConfig, RandomSearch
 from genomorph.search.strategies.sequential import decode, genes_from_json
 from genomorph.search.strategies.space import parse_space
-from strategy_harness import Run, setup
+from strategy_harness import DIGITS, Run, setup
 
 ROOT = Path(__file__).resolve().parents[3]
 SPACE_TEXT = (ROOT / "examples" / "space_ga.toml").read_text()
@@ -199,3 +199,17 @@ def test_request_is_plain_data() -> None:
     proposals = strategy.propose(Run(strategy).ctx)
     request = proposals[0].request
     assert EvalRequest.model_validate_json(request.model_dump_json()) == request
+
+
+def test_the_same_space_file_runs_on_mnist_shapes() -> None:
+    mnist = DIGITS.model_copy(update={"name": "mnist", "input_shape": (1, 28, 28)})
+    strategy = AgingEvolution(EvolutionConfig(), setup(space=SPACE_TEXT, dataset=mnist))
+    assert (strategy.population_size, strategy.cycles, strategy.epochs) == (6, 12, 1)  # the MNIST defaults
+    run = Run(strategy)
+    for _ in range(8):
+        run.step()
+    mnist_space = parse_space(SPACE_TEXT).bind((1, 28, 28), 10)
+    for result in run.results:
+        graph = parse(result.request.genome)
+        assert graph.stats().input_shape == (1, 28, 28)
+        decode(mnist_space, graph)

@@ -24,7 +24,9 @@ MORPHISMS = {"deepen", "widen", "skip-add", "skip-concat"}
 
 
 def nash(seed: int = 0, width: int = 1, dataset: DatasetInfo = DIGITS, **options: object) -> Nash:
-    config = NashConfig(**{"steps": 2, "children": 3, "ops": 2, "epochs": 1, "final_epochs": 2, "max_params": 0, **options})  # type: ignore[arg-type]
+    config = NashConfig(
+        **{"steps": 2, "children": 3, "ops": 2, "epochs": 1, "final_epochs": 2, "max_params": 0, **options}
+    )  # type: ignore[arg-type]
     return Nash(config, setup(seed=seed, width=width, dataset=dataset))
 
 
@@ -179,7 +181,11 @@ def test_a_given_start_genome_is_fitted_to_the_data_unless_asked_not_to() -> Non
     exact = "input 1x8x8\nconv(8, 3) relu gap linear(10)\n"
     assert start_genome(setup(start_genome=exact), fit=False) == canonical(parse(exact))[0]
     with pytest.raises(DataError, match="does not fit"):
-        start_genome(setup(start_genome="input 1x32x32\nconv(8, 5, padding=0) maxpool(8) conv(8, 5, padding=0) gap linear(2)\n"))
+        start_genome(
+            setup(
+                start_genome="input 1x32x32\nconv(8, 5, padding=0) maxpool(4) conv(8, 5, padding=0) gap linear(2)\n"
+            )
+        )
 
 
 def test_vector_data_needs_a_start_genome() -> None:
