@@ -31,9 +31,8 @@ from genomorph.ir.weights import ArchWeights, Weights
 from torch import Tensor, fx, nn
 
 from . import functional
-from .modules import ArchParameters, Convex, FactorizedReduce, SepConv
-
-ARCH = "arch"  #: name of the architecture-parameter module in the lowered network
+from .modules import ARCH, ArchParameters, Convex, FactorizedReduce, SepConv
+from .weights import build_loaded, check_loadable, fill_arch
 
 
 class GenomeModule(fx.GraphModule):
@@ -131,6 +130,8 @@ class _Builder:
     arch_call: fx.Node | None = None
     #: relu and add nodes that may overwrite their first input (see ``_inplace_nodes``)
     inplace: set[NodeId] = field(default_factory=set)
+    #: the weights to load, checked: a node given here skips torch's random initialisation
+    given: Weights = field(default_factory=dict)
 
     def call(self, fn: Callable, *args: object, name: str | None = None) -> fx.Node:
         return self.fx_graph.create_node("call_function", fn, tuple(args), {}, name=name)  # type: ignore[arg-type]
@@ -193,7 +194,11 @@ def _mixed(b: _Builder, nid: NodeId, op: Any, xs: list[fx.Node], ins: list[Shape
 
 def _module(b: _Builder, nid: NodeId, op: Any, xs: list[fx.Node], ins: list[Shape]) -> fx.Node:
     name = f"n{nid}"
-    b.modules[name] = MODULES[op.kind](op, ins)
+    tensors = b.given.get(nid)
+    if tensors:
+        b.modules[name] = build_loaded(lambda: MODULES[op.kind](op, ins), tensors)
+    else:
+        b.modules[name] = MODULES[op.kind](op, ins)
     return b.fx_graph.create_node("call_module", name, tuple(xs), {}, name=name)
 
 
@@ -265,21 +270,31 @@ def lower(
     arch: ArchWeights | None = None,
     *,
     inplace: bool = True,
+    strict: bool = True,
 ) -> GenomeModule:
     """Lower a verified IR graph to a GenomeModule; load ``weights`` / ``arch`` when given.
 
     ``weights`` are ``Weights`` (node id -> tensor name -> array) and ``arch`` ``ArchWeights``
-    (group -> array), as ``extract_weights`` returns them. With ``inplace`` (the default) ReLUs
-    and adds overwrite their first input where no other op reads it, as a hand-written network
-    does; turn it off when forward hooks keep references to module outputs, which such an op
-    would then change after the hook has run.
+    (group -> array), as ``extract_weights`` returns them. The result is that of
+    ``load_weights(lower(graph), graph, weights, arch, strict=strict)``, built faster: a node
+    given its weights skips torch's random initialisation, and its module holds copies of the
+    arrays. With ``strict`` (the default) every parameterised node must be given when
+    ``weights`` is, and every architecture group when ``arch`` is; with ``strict=False`` the
+    others are initialised by torch. With ``inplace`` (the default) ReLUs and adds overwrite
+    their first input where no other op reads it, as a hand-written network does; turn it off
+    when forward hooks keep references to module outputs, which such an op would then change
+    after the hook has run.
     """
     verify(graph)
-    builder = _Builder(inplace=_inplace_nodes(graph) if inplace else set())
+    if weights is not None or arch is not None:
+        check_loadable(graph, weights, arch, strict=strict)
+    builder = _Builder(inplace=_inplace_nodes(graph) if inplace else set(), given=weights or {})
     shapes = arch_param_shapes(graph)
     if shapes:
         _check_group_names(list(shapes))
-        builder.modules[ARCH] = ArchParameters(shapes)
+        builder.modules[ARCH] = arch_module = ArchParameters(shapes)
+        if arch:
+            fill_arch(arch_module, arch)
     shapes_of = graph.shapes()  # one copy: Graph.shapes() copies its cache on every call
     for nid in graph.order():
         op = graph.op(nid)
@@ -296,12 +311,7 @@ def lower(
     result = (main, *(builder.values[a] for a in aux)) if aux else main
     builder.fx_graph.output(result)
     aux_weights = tuple(float(graph.op(a).weight) for a in aux)  # type: ignore[attr-defined]
-    module = GenomeModule(builder.modules, builder.fx_graph, aux_weights)
-    if weights is not None or arch is not None:
-        from .weights import load_weights
-
-        load_weights(module, graph, weights, arch)
-    return module
+    return GenomeModule(builder.modules, builder.fx_graph, aux_weights)
 
 
 def _check_group_names(groups: list[str]) -> None:

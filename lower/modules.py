@@ -65,6 +65,9 @@ class Convex(nn.Module):
         return self.lam * a + (1.0 - self.lam) * b
 
 
+ARCH = "arch"  #: name of the ArchParameters submodule in a lowered network
+
+
 class ArchParameters(nn.Module):
     """The architecture parameters of a supernet, one ``(rows, candidates)`` tensor per group.
 
