@@ -171,7 +171,7 @@ def _data_config(flags: dict[str, Any]) -> Any:
 @click.command(
     epilog="""\b
 Examples:
-  genomorph train examples/vanilla.genome --dataset digits --epochs 20
+  genomorph train examples/digits_cnn.genome --dataset digits --epochs 20
   genomorph train net.genome --dataset mnist --data-dir ~/data --device auto --out runs/net
   genomorph train net.genome --dataset cifar10 --data-dir ~/data --schedule sgdr --restart-period 10 --cutout 16
 """,

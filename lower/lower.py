@@ -2,7 +2,8 @@
 
 One walk over ``graph.order()`` emits, per IR node:
 
-- parameterised ops and dropout: one ``call_module`` on a module named ``n{id}``;
+- parameterised ops and dropout: one ``call_module`` on a module named ``n{id}`` (built
+  straight from its weights when they are given: ``weights.build_loaded``);
 - activations, pools, gap, flatten and merges: ``call_function`` on torch functions (or on the
   few helpers in ``functional.py``);
 - ``identity`` and ``aux``: nothing (their value is their input's fx node);
@@ -16,7 +17,7 @@ straight-line torch code, as fast as the same network written by hand.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -234,32 +235,35 @@ _OVERWRITABLE = frozenset({"conv", "bn", "linear", "add", "sep_conv", "factorize
 _INPLACE = frozenset({"relu", "add"})
 
 
-def _inplace_nodes(graph: Graph) -> set[NodeId]:
+def _inplace_nodes(graph: Graph, inputs: Mapping[NodeId, list[NodeId]]) -> set[NodeId]:
     """relu and add nodes that may write their result into their first input.
 
     That is safe when the input comes from an overwritable kind and nothing else reads it
     (neither another node nor the caller, as an output). Identity and aux nodes emit no code,
-    so readers are counted through them.
+    so readers are counted through them. ``inputs`` is ``graph.inputs`` of every node.
     """
+    kinds = {nid: graph.kind(nid) for nid in inputs}
 
     def source(nid: NodeId) -> NodeId:
-        while graph.kind(nid) in ("identity", "aux"):
-            nid = graph.inputs(nid)[0]
+        while kinds[nid] in ("identity", "aux"):
+            nid = inputs[nid][0]
         return nid
 
     readers: dict[NodeId, int] = {}
     sinks = [graph.output_node(), *graph.aux_outputs()]
-    for nid in graph.order():
-        if graph.kind(nid) not in ("identity", "aux"):
-            for src in graph.inputs(nid):
-                readers[source(src)] = readers.get(source(src), 0) + 1
+    for nid, kind in kinds.items():
+        if kind not in ("identity", "aux"):
+            for src in inputs[nid]:
+                first = source(src)
+                readers[first] = readers.get(first, 0) + 1
     for out in sinks:
-        readers[source(out)] = readers.get(source(out), 0) + 1
+        first = source(out)
+        readers[first] = readers.get(first, 0) + 1
     inplace = set()
-    for nid in graph.order():
-        if graph.kind(nid) in _INPLACE:
-            first = source(graph.inputs(nid)[0])
-            if readers[first] == 1 and graph.kind(first) in _OVERWRITABLE:
+    for nid, kind in kinds.items():
+        if kind in _INPLACE:
+            first = source(inputs[nid][0])
+            if readers[first] == 1 and kinds[first] in _OVERWRITABLE:
                 inplace.add(nid)
     return inplace
 
@@ -280,32 +284,38 @@ def lower(
     given its weights skips torch's random initialisation, and its module holds copies of the
     arrays. With ``strict`` (the default) every parameterised node must be given when
     ``weights`` is, and every architecture group when ``arch`` is; with ``strict=False`` the
-    others are initialised by torch. With ``inplace`` (the default) ReLUs and adds overwrite
+    others are initialised by torch. Those random values come from torch's global generator as
+    usual, but big modules built from their weights draw nothing, so the values drawn for what
+    is not given, and the generator's state afterwards, are not those of the plain path.
+    With ``inplace`` (the default) ReLUs and adds overwrite
     their first input where no other op reads it, as a hand-written network does; turn it off
     when forward hooks keep references to module outputs, which such an op would then change
     after the hook has run.
     """
     verify(graph)
+    # Graph.inputs sorts the node's in-edges on every call: read each node's once
+    inputs = {nid: graph.inputs(nid) for nid in graph.order()}
+    shapes_of = graph.shapes()
+    input_shapes = {nid: [shapes_of[i] for i in ins] for nid, ins in inputs.items()}
     if weights is not None or arch is not None:
-        check_loadable(graph, weights, arch, strict=strict)
-    builder = _Builder(inplace=_inplace_nodes(graph) if inplace else set(), given=weights or {})
+        check_loadable(graph, weights, arch, strict=strict, input_shapes=input_shapes)
+    builder = _Builder(inplace=_inplace_nodes(graph, inputs) if inplace else set(), given=weights or {})
     shapes = arch_param_shapes(graph)
     if shapes:
         _check_group_names(list(shapes))
         builder.modules[ARCH] = arch_module = ArchParameters(shapes)
         if arch:
             fill_arch(arch_module, arch)
-    shapes_of = graph.shapes()  # one copy: Graph.shapes() copies its cache on every call
-    for nid in graph.order():
+    for nid, ins in inputs.items():
         op = graph.op(nid)
         if op.kind == "input":  # type: ignore[attr-defined]
             builder.values[nid] = builder.fx_graph.placeholder("x")
             continue
-        xs = [builder.values[i] for i in graph.inputs(nid)]
+        xs = [builder.values[i] for i in ins]
         emit = EMITTERS.get(op.kind)  # type: ignore[attr-defined]
         if emit is None:  # a genomorph bug, not a user error: every kind must have an emitter
             raise NotImplementedError(f"no lowering for op kind '{op.kind}'")  # type: ignore[attr-defined]
-        builder.values[nid] = emit(builder, nid, op, xs, [shapes_of[i] for i in graph.inputs(nid)])
+        builder.values[nid] = emit(builder, nid, op, xs, input_shapes[nid])
     aux = graph.aux_outputs()
     main = builder.values[graph.output_node()]
     result = (main, *(builder.values[a] for a in aux)) if aux else main

@@ -2,7 +2,8 @@
 
 ``state_dict`` key ``n{id}.{name}`` <-> ``Weights[id][name]``, and ``arch.{group}`` <->
 ``ArchWeights[group]``. The names are those of the op's ``param_shapes`` / ``buffer_shapes``,
-so nothing here knows about individual op kinds.
+so nothing here knows about individual op kinds. ``lower`` builds the module of a node given
+its weights with ``build_loaded``, which skips torch's random initialisation.
 """
 
 from __future__ import annotations
@@ -29,20 +30,26 @@ def _to_numpy(t: Tensor) -> np.ndarray:
 
 
 def _to_tensor(array: np.ndarray) -> Tensor:
+    """A tensor viewing ``array``, to copy from (``from_numpy`` is the cheap common case)."""
+    if isinstance(array, np.ndarray) and array.flags.writeable:
+        return torch.from_numpy(array)
     # torch warns on read-only arrays (np.load with mmap, np.broadcast_to): copy those only
     return torch.as_tensor(np.require(array, requirements="W"))
 
 
-def _declared(graph: Graph) -> dict[NodeId, dict[str, Shape]]:
+def _declared(
+    graph: Graph, input_shapes: Mapping[NodeId, list[Shape]] | None = None
+) -> dict[NodeId, dict[str, Shape]]:
     """Parameter and buffer shapes of every node that has any, in ``graph.order()``.
 
     Computed in one pass: ``ir.weights.expected_shapes`` re-reads all shapes per node, which
-    is quadratic over a whole graph.
+    is quadratic over a whole graph. ``input_shapes`` (every node's, when the caller has them
+    already) saves reading the edges again.
     """
     shapes = graph.shapes()
     declared = {}
     for nid in graph.order():
-        ins = [shapes[i] for i in graph.inputs(nid)]
+        ins = input_shapes[nid] if input_shapes is not None else [shapes[i] for i in graph.inputs(nid)]
         op = graph.op(nid)
         per = {**op.param_shapes(ins), **op.buffer_shapes(ins)}
         if per:
@@ -166,9 +173,16 @@ def load_weights(
             state[f"{ARCH}.{group}"].copy_(_to_tensor(array))
 
 
-def check_loadable(graph: Graph, weights: Weights | None, arch: ArchWeights | None, *, strict: bool) -> None:
+def check_loadable(
+    graph: Graph,
+    weights: Weights | None,
+    arch: ArchWeights | None,
+    *,
+    strict: bool,
+    input_shapes: Mapping[NodeId, list[Shape]] | None = None,
+) -> None:
     """Raise the LoweringError ``load_weights`` would raise for these weights, or nothing."""
-    _check(graph, _declared(graph), weights, arch, strict)
+    _check(graph, _declared(graph, input_shapes), weights, arch, strict)
 
 
 #: From this many elements on, a module given all its weights is built on the meta device. Below
@@ -209,7 +223,7 @@ def _slots(module: nn.Module) -> Iterator[tuple[str, dict[str, Tensor | None], s
 
 def _fill(module: nn.Module, tensors: Mapping[str, np.ndarray], *, fresh: bool) -> None:
     """Copy ``tensors`` into ``module``: into its tensors, or (``fresh``) into new ones."""
-    device = torch.get_default_device()
+    device = torch.get_default_device() if fresh else None
     filled = 0
     with torch.no_grad():
         for name, slots, key in list(_slots(module)):

@@ -43,7 +43,6 @@ def test_pool_of_two_gives_the_in_process_results(tmp_path: Path, in_process: li
     assert store.strategy_state()["seen"] == list(range(len(in_process)))
 
 
-@pytest.mark.slow
 def test_pool_survives_a_killed_worker(tmp_path: Path) -> None:
     spec = WorkerSpec(run_dir=str(tmp_path), data=DataConfig(name="digits"), train=TrainConfig(), threads=1)
     pool = PoolExecutor(spec, workers=2)
@@ -66,7 +65,6 @@ def test_pool_survives_a_killed_worker(tmp_path: Path) -> None:
         pool.close()
 
 
-@pytest.mark.slow
 def test_ray_local_instance_runs_a_search(tmp_path: Path, in_process: list[tuple]) -> None:
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -79,7 +77,6 @@ def test_ray_local_instance_runs_a_search(tmp_path: Path, in_process: list[tuple
     assert all(c.status == "finished" for c in store.candidates())
 
 
-@pytest.mark.slow
 def test_proposals_happen_at_points_fixed_by_the_id_order(tmp_path: Path) -> None:
     """On a pool, fast odd candidates finish before slow even ones; the strategy must still see
     exactly ``k - width + 1`` results when it proposes candidate ``k``, whatever the timing."""

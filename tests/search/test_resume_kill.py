@@ -134,7 +134,6 @@ def _kill_when(command: list[str], run: Path, finished: int, delay: float) -> bo
     return True
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2], ids=["in-process", "pool"])
 def test_sigkill_at_random_moments_then_resume(tmp_path: Path, workers: int) -> None:
     space = tmp_path / "tiny.toml"

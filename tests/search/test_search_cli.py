@@ -107,7 +107,6 @@ def test_user_errors_exit_2(tmp_path: Path, args: list[str], message: str) -> No
     assert not (tmp_path / "o" / "run.db").exists()
 
 
-@pytest.mark.slow
 def test_ctrl_c_keeps_what_finished_and_resume_completes(tmp_path: Path) -> None:
     import os
     import signal
