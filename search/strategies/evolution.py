@@ -182,6 +182,10 @@ class AgingEvolution(Strategy):
         while self.bred < self.cycles and max(self.population_size - 1, self.bred - self.width) <= index:
             self._breed_child()
 
+    def planned(self) -> int:
+        """C candidates (initial population included) and the final training."""
+        return self.cycles + 1
+
     def done(self) -> bool:
         return self.finished
 

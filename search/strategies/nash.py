@@ -287,6 +287,10 @@ class Nash(Strategy):
         if self.observed == self.target and self.issued == self.target:
             self._conclude_step()
 
+    def planned(self) -> int:
+        """The start network, n_steps x n_child children and the final training."""
+        return 1 + self.steps * self.children + 1
+
     def done(self) -> bool:
         return self.phase == "done"
 

@@ -103,6 +103,10 @@ class RandomSearch(Strategy):
         if result.ok:
             self.best = better(self.best, Member.from_result(result, result.request.meta.get("genes")))
 
+    def planned(self) -> int:
+        """The random genomes and the final training of the best."""
+        return self.candidates + 1
+
     def done(self) -> bool:
         return self.finished
 

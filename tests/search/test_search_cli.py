@@ -149,9 +149,14 @@ def test_ctrl_c_keeps_what_finished_and_resume_completes(tmp_path: Path) -> None
     deadline = time.monotonic() + 120
     while finished() < 2 and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
+    still_running = process.poll() is None
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
+    stdout, stderr = process.communicate(timeout=120)
+    # everything a rare failure needs for diagnosis: did the run end first, what did it print
+    assert process.returncode == 130, (
+        f"exit {process.returncode}, running when signalled: {still_running}, "
+        f"candidates finished: {finished()}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    )
     assert f"genomorph resume {run}" in stderr
     interrupted = json.loads((run / "summary.json").read_text())
     assert interrupted["status"] == "interrupted" and interrupted["candidates_finished"] >= 2

@@ -213,3 +213,16 @@ def test_the_same_space_file_runs_on_mnist_shapes() -> None:
         graph = parse(result.request.genome)
         assert graph.stats().input_shape == (1, 28, 28)
         decode(mnist_space, graph)
+
+
+def test_planned_is_the_number_of_candidates_a_run_evaluates() -> None:
+    strategy = evolution(cycles=9)
+    planned = strategy.planned()
+    assert planned == len(Run(strategy).run().results) == 10
+
+
+def test_random_search_plans_its_candidates_and_the_final_training() -> None:
+    from genomorph.search.strategies.random_search import RandomSearch
+
+    strategy = RandomSearch(RandomConfig(candidates=5, epochs=1, final_epochs=1), setup(space=SPACE_TEXT))
+    assert strategy.planned() == len(Run(strategy).run().results) == 6

@@ -200,3 +200,10 @@ def test_unknown_operator_is_refused() -> None:
         NashConfig(operators=("deepen", "teleport"))
     assert set(NashConfig().operators) == {"deepen", "widen", "skip"}
     assert all(REWRITES[name].exact for name in MORPHISMS)
+
+
+@pytest.mark.parametrize(("steps", "children"), [(0, 3), (2, 3), (3, 1)])
+def test_planned_is_the_number_of_candidates_a_run_evaluates(steps: int, children: int) -> None:
+    strategy = nash(steps=steps, children=children)
+    planned = strategy.planned()
+    assert planned == len(Run(strategy).run().results)
