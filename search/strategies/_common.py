@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from genomorph.ir import ConfigError
 from genomorph.search.protocol import JSON, Budget, EvalRequest, EvalResult, Proposal, SearchSetup
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from .space import SearchSpace, parse_space
 
@@ -68,6 +68,19 @@ def space_from_setup(setup: SearchSetup, strategy: str) -> SearchSpace:
             hint="use digits, mnist, fashion-mnist, cifar10 or cifar100",
         )
     return space.bind(info.input_shape, info.num_outputs)
+
+
+class SpaceSearchOptions(BaseModel):
+    """Training options shared by the strategies that sample a search space (``None`` = the dataset's default)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    epochs: int | None = Field(default=None, ge=1)
+    """Training epochs per candidate (``--epochs``), cosine-annealed from the run's learning rate."""
+    lr: float | None = Field(default=None, gt=0)
+    """Learning rate; ``None`` = the trainer's."""
+    final_epochs: int | None = Field(default=None, ge=0)
+    """Epochs of the winner's final training on train+val; 0 only evaluates it on the test split."""
 
 
 class Member(BaseModel):

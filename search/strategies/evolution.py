@@ -34,9 +34,19 @@ from genomorph.search.protocol import (
     SearchSetup,
     Strategy,
 )
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
-from ._common import OTHER, Member, better, final_proposal, pick, rng_from_state, rng_state, space_from_setup
+from ._common import (
+    OTHER,
+    Member,
+    SpaceSearchOptions,
+    better,
+    final_proposal,
+    pick,
+    rng_from_state,
+    rng_state,
+    space_from_setup,
+)
 from .mutations import MUTATIONS, mutate
 from .sequential import Genes, genes_from_json, genes_to_json, genome_text, sample
 
@@ -49,10 +59,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-class EvolutionConfig(BaseModel):
+class EvolutionConfig(SpaceSearchOptions):
     """Options of ``--strategy evolution`` (``None`` = the dataset's default)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     population: int | None = Field(default=None, ge=1)
     """P: population size (also the number of random initial genomes)."""
@@ -60,12 +68,6 @@ class EvolutionConfig(BaseModel):
     """C: total candidates trained, the initial population included (``--budget``)."""
     sample_size: int | None = Field(default=None, ge=1)
     """S: tournament size; the parent is the most accurate of S uniformly drawn members."""
-    epochs: int | None = Field(default=None, ge=1)
-    """Training epochs per candidate (``--epochs``)."""
-    lr: float | None = Field(default=None, gt=0)
-    """Learning rate; ``None`` = the trainer's."""
-    final_epochs: int | None = Field(default=None, ge=0)
-    """Epochs of the winner's final training on train+val; 0 only evaluates it on the test split."""
     mutations: tuple[str, ...] = ("swap", "inversion", "filter", "layer", "add")
     """Mutations drawn uniformly for every child."""
 

@@ -20,9 +20,19 @@ from genomorph.search.protocol import (
     SearchSetup,
     Strategy,
 )
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from ._common import OTHER, Member, better, final_proposal, pick, rng_from_state, rng_state, space_from_setup
+from ._common import (
+    OTHER,
+    Member,
+    SpaceSearchOptions,
+    better,
+    final_proposal,
+    pick,
+    rng_from_state,
+    rng_state,
+    space_from_setup,
+)
 from .sequential import genes_to_json, genome_text, sample
 
 #: defaults per dataset (see docs/strategies.md for the measurements behind them)
@@ -34,19 +44,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-class RandomConfig(BaseModel):
+class RandomConfig(SpaceSearchOptions):
     """Options of ``--strategy random`` (``None`` = the dataset's default)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     candidates: int | None = Field(default=None, ge=1)
     """How many random genomes to train (``--budget``)."""
-    epochs: int | None = Field(default=None, ge=1)
-    """Training epochs per candidate (``--epochs``), cosine-annealed from the run's learning rate."""
-    lr: float | None = Field(default=None, gt=0)
-    """Learning rate; ``None`` = the trainer's."""
-    final_epochs: int | None = Field(default=None, ge=0)
-    """Epochs of the winner's final training on train+val; 0 only evaluates it on the test split."""
 
 
 class RandomSearch(Strategy):
