@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from genomorph.search.protocol import EvalResult, Strategy
-    from genomorph.search.report import Summary
-    from genomorph.search.store import RunStore
+    from genomorph.search.core.protocol import EvalResult, Strategy
+    from genomorph.search.core.store import RunStore
+    from genomorph.search.runtime.report import Summary
     from rich.console import Console
 
 

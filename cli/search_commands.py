@@ -22,7 +22,7 @@ from ._io import Source, genome_argument, load_graph
 from ._search_ui import RichSearchObserver, candidate_table, epoch_progress, print_summary, stderr_console
 
 if TYPE_CHECKING:
-    from genomorph.search.store import RunStore
+    from genomorph.search.core.store import RunStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -142,7 +142,7 @@ _TRAINER_FLAGS = (
 
 
 def _train_config(flags: dict[str, Any], epochs: int | None = None) -> Any:
-    from genomorph.search.trainer import TrainConfig
+    from genomorph.search.core.config import TrainConfig
 
     given = {k: flags[k] for k in _TRAINER_FLAGS if flags.get(k) is not None}
     if given.get("grad_clip") == 0:
@@ -153,7 +153,7 @@ def _train_config(flags: dict[str, Any], epochs: int | None = None) -> Any:
 
 
 def _data_config(flags: dict[str, Any]) -> Any:
-    from genomorph.search.data import DataConfig
+    from genomorph.search.core.config import DataConfig
 
     given: dict[str, Any] = {
         "name": flags["dataset"],
@@ -191,10 +191,11 @@ Examples:
 def train(source: Source, seed: int, final: bool, out: Path | None, epochs: int | None, **flags: Any) -> None:
     """Train one genome and print its validation and test metrics."""
     from genomorph.ir import GenomorphError
-    from genomorph.search.data import cached_dataset, check_fits
-    from genomorph.search.evaluate import Job, WorkerSpec, evaluate_job
-    from genomorph.search.protocol import Budget, EvalRequest
-    from genomorph.search.trainer import auto_threads
+    from genomorph.search.core.config import Job, WorkerSpec
+    from genomorph.search.core.protocol import Budget, EvalRequest
+    from genomorph.search.runtime.data import cached_dataset, check_fits
+    from genomorph.search.runtime.evaluate import evaluate_job
+    from genomorph.search.runtime.trainer import auto_threads
 
     graph = load_graph(source)
     data_config = _data_config(flags)
@@ -255,9 +256,9 @@ def train(source: Source, seed: int, final: bool, out: Path | None, epochs: int 
 # ============================================================================ search / resume
 def _run_with_ui(run: Callable[[Any], RunStore], run_dir: Path) -> None:
     """Run a search with progress bars; on Ctrl-C (or SIGTERM) keep what finished and exit 130."""
-    from genomorph.search.driver import SearchInterrupted
-    from genomorph.search.report import prewarm, write_report
-    from genomorph.search.store import RunStore
+    from genomorph.search.core.driver import SearchInterrupted
+    from genomorph.search.core.store import RunStore
+    from genomorph.search.runtime.report import prewarm, write_report
 
     prewarm()
 
@@ -365,8 +366,9 @@ def search(
     **flags: Any,
 ) -> None:
     """Search for a genome with a strategy; keep every candidate in a resumable run directory."""
-    from genomorph.search.data import check_fits
-    from genomorph.search.driver import RunConfig, prepare_setup, start_search, strategy_class
+    from genomorph.search.core.driver import RunConfig, strategy_class
+    from genomorph.search.runtime.data import check_fits
+    from genomorph.search.runtime.run import prepare_setup, start_search
 
     strategy_class(strategy)  # unknown names fail before anything is loaded
     if address and executor != "ray":
@@ -416,7 +418,7 @@ Examples:
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 def resume(run_dir: Path) -> None:
     """Continue a search that was stopped or killed; finished candidates are kept, never re-run."""
-    from genomorph.search.driver import resume_search
+    from genomorph.search.runtime.run import resume_search
 
     _run_with_ui(lambda observer: resume_search(run_dir, observer), run_dir)
 
@@ -436,8 +438,8 @@ Examples:
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json instead of tables.")
 def report(run_dir: Path, top: int, as_json: bool) -> None:
     """Summarise a run: best genome, scores, candidates; (re)write summary.json, best.genome, plots."""
-    from genomorph.search.report import PLOTS, write_report
-    from genomorph.search.store import RunStore
+    from genomorph.search.core.store import RunStore
+    from genomorph.search.runtime.report import PLOTS, write_report
 
     store = RunStore.open(run_dir)
     summary = write_report(store)

@@ -101,11 +101,21 @@ def test_lower_does_not_import_grammar_search_or_cli(path: Path) -> None:
     assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
 
 
-@pytest.mark.parametrize("path", sources("search/strategies"), ids=lambda p: str(p.relative_to(ROOT)))
-def test_strategies_do_not_import_torch_or_lower(path: Path) -> None:
-    forbidden = ("genomorph.lower", *TORCH)
+#: the torch-free half of search/: protocol, store, driver, configs, and the strategies
+TORCH_FREE_SEARCH = ("search/core", "search/strategies")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for folder in TORCH_FREE_SEARCH for p in sources(folder)] + [ROOT / "search" / "__init__.py"],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_torch_free_search_does_not_import_torch_lower_or_runtime(path: Path) -> None:
+    forbidden = ("genomorph.lower", "genomorph.search.runtime", *TORCH)
     bad = {name for name in imports_of(path) if any(_is_under(name, f) for f in forbidden)}
-    assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}; strategies work on the IR alone"
+    assert not bad, (
+        f"{path.relative_to(ROOT)} imports {sorted(bad)}; this half of search/ works on the IR alone"
+    )
 
 
 def _loaded_after_import(folder: str) -> set[str]:
@@ -139,10 +149,17 @@ def test_importing_lower_does_not_load_grammar() -> None:
     assert not loaded & {"lark", "genomorph.grammar"}
 
 
-def test_importing_strategies_does_not_load_torch() -> None:
-    loaded = _loaded_after_import("search/strategies")
-    assert "genomorph.search.strategies" in loaded
-    assert not loaded & {"torch", "genomorph.lower"}
+@pytest.mark.parametrize("folder", TORCH_FREE_SEARCH)
+def test_importing_the_torch_free_half_does_not_load_torch(folder: str) -> None:
+    loaded = _loaded_after_import(folder)
+    assert _module_name(ROOT / folder / "__init__.py")[0] in loaded
+    assert "genomorph.search.core.driver" in loaded or folder != "search/core"
+    assert not loaded & {"torch", "torchvision", "genomorph.lower", "genomorph.search.runtime"}
+
+
+def test_the_torch_half_is_where_torch_lives() -> None:
+    loaded = _loaded_after_import("search/runtime")
+    assert "torch" in loaded and "genomorph.search.runtime.trainer" in loaded
 
 
 def test_import_resolution_sees_relative_and_lazy_imports() -> None:

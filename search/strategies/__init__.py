@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from genomorph.search.protocol import Strategy
+from genomorph.search.core.protocol import Strategy
 
 from .evolution import AgingEvolution, EvolutionConfig
 from .nash import Nash, NashConfig

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 from genomorph.ir import ConfigError
-from genomorph.search.protocol import JSON, Budget, EvalRequest, EvalResult, Proposal, SearchSetup
+from genomorph.search.core.protocol import JSON, Budget, EvalRequest, EvalResult, Proposal, SearchSetup
 from pydantic import BaseModel, ConfigDict, Field
 
 from .space import SearchSpace, parse_space

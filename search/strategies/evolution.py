@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-from genomorph.search.protocol import (
+from genomorph.search.core.protocol import (
     JSON,
     Budget,
     EvalRequest,

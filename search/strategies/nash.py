@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 from genomorph.ir import DataError, GenomeError, Graph, NotApplicable, Weights, verify
 from genomorph.ir.ops import Input, Linear
-from genomorph.search.protocol import (
+from genomorph.search.core.protocol import (
     JSON,
     Budget,
     EvalRequest,

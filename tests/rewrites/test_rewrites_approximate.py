@@ -19,7 +19,7 @@ from genomorph.ir.rewrites import (
 )
 from genomorph.ir.rewrites._hres import layer_at
 from genomorph.lower import lower
-from genomorph.search.repair import RepairConfig, repair
+from genomorph.search.runtime.repair import RepairConfig, repair
 from rewrite_helpers import NETS, TOLERANCE, inputs, max_diff, net, torch_counts, trained
 
 #: (rewrite, net) pairs where the rewrite applies somewhere

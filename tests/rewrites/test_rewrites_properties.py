@@ -12,7 +12,7 @@ from genomorph.grammar import parse
 from genomorph.ir import Graph, Weights, verify
 from genomorph.ir.rewrites import APPROXIMATE, EXACT, REWRITES, RewriteResult, random_chain, sample
 from genomorph.lower import lower
-from genomorph.search.repair import RepairConfig, repair
+from genomorph.search.runtime.repair import RepairConfig, repair
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rewrite_helpers import (

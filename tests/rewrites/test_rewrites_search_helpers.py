@@ -8,7 +8,7 @@ import torch
 from genomorph.grammar import parse
 from genomorph.ir import Graph, Weights
 from genomorph.ir.rewrites import prune_neurons
-from genomorph.search.importance import (
+from genomorph.search.runtime.importance import (
     DecaySchedule,
     activation_of,
     decay_then_prune,
@@ -16,7 +16,7 @@ from genomorph.search.importance import (
     stats_arrays,
     unit_statistics,
 )
-from genomorph.search.repair import RepairConfig, distance, repair
+from genomorph.search.runtime.repair import RepairConfig, distance, repair
 from rewrite_helpers import inputs, net, trained
 
 

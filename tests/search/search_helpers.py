@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-from genomorph.search.protocol import (
+from genomorph.search.core.protocol import (
     JSON,
     Budget,
     EvalRequest,

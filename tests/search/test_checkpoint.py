@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 from genomorph.ir import DataError
-from genomorph.search.checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from genomorph.search.core.files import atomic_write
+from genomorph.search.runtime.checkpoint import load_checkpoint, save_checkpoint
 
 
 def test_round_trip_keeps_values_shapes_and_dtypes(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ import pytest
 import torch
 from genomorph.grammar import parse
 from genomorph.ir import DataError
-from genomorph.search.data import DataConfig, check_fits, expected_files, load_dataset, regression_target
+from genomorph.search.core.config import DataConfig
+from genomorph.search.runtime.data import check_fits, expected_files, load_dataset, regression_target
 
 
 def test_digits_split_is_fixed_stratified_and_disjoint() -> None:
@@ -129,7 +130,7 @@ def test_check_fits_names_both_shapes_and_hints() -> None:
 
 
 def test_digits_are_exactly_scikit_learns() -> None:
-    from genomorph.search.data import digits_arrays
+    from genomorph.search.runtime.data import digits_arrays
     from sklearn.datasets import load_digits
 
     pixels, labels = digits_arrays()

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from genomorph.search.data import DataConfig
-from genomorph.search.driver import RunConfig, SearchInterrupted, prepare_setup, resume_search, start_search
-from genomorph.search.report import PLOTS, write_report
-from genomorph.search.store import RunStore
-from genomorph.search.trainer import TrainConfig
+from genomorph.search.core.config import DataConfig, TrainConfig
+from genomorph.search.core.driver import RunConfig, SearchInterrupted
+from genomorph.search.core.store import RunStore
+from genomorph.search.runtime.report import PLOTS, write_report
+from genomorph.search.runtime.run import prepare_setup, resume_search, start_search
 from search_helpers import CHAIN, SMALL, TINY
 
 

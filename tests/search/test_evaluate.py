@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 from genomorph.grammar import parse
 from genomorph.lower import lower
-from genomorph.search.checkpoint import load_checkpoint
-from genomorph.search.data import DataConfig
-from genomorph.search.evaluate import Job, WorkerSpec, evaluate_job
-from genomorph.search.protocol import Budget, EvalRequest
-from genomorph.search.trainer import TrainConfig
+from genomorph.search.core.config import DataConfig, Job, TrainConfig, WorkerSpec
+from genomorph.search.core.protocol import Budget, EvalRequest
+from genomorph.search.runtime.checkpoint import load_checkpoint
+from genomorph.search.runtime.evaluate import evaluate_job
 from search_helpers import SMALL, TINY, WRONG_OUTPUT
 
 

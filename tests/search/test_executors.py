@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from genomorph.search.data import DataConfig
-from genomorph.search.driver import RunConfig, prepare_setup, start_search
-from genomorph.search.evaluate import Job, WorkerSpec
-from genomorph.search.executors import PoolExecutor
-from genomorph.search.protocol import Budget, EvalRequest
-from genomorph.search.store import RunStore
-from genomorph.search.trainer import TrainConfig
+from genomorph.search.core.config import DataConfig, Job, TrainConfig, WorkerSpec
+from genomorph.search.core.driver import RunConfig
+from genomorph.search.core.protocol import Budget, EvalRequest
+from genomorph.search.core.store import RunStore
+from genomorph.search.runtime.executors import PoolExecutor
+from genomorph.search.runtime.run import prepare_setup, start_search
 from search_helpers import CHAIN, EAGER, SMALL, TINY
 
 

@@ -11,7 +11,7 @@ import torch
 from genomorph.grammar import parse
 from genomorph.ir.rewrites import REWRITES
 from genomorph.lower import extract_weights, lower
-from genomorph.search.protocol import Budget, EvalRequest, canonical, derive_seed
+from genomorph.search.core.protocol import Budget, EvalRequest, canonical, derive_seed
 
 NET = (
     "input 1x8x8\nconv(4, 3, padding=1) bn relu\nmaxpool(2)\nconv(6, 3, padding=1) bn relu\ngap linear(10)\n"
@@ -22,7 +22,9 @@ def test_derived_seeds_are_distinct_31_bit_and_stable_across_processes() -> None
     seeds = [derive_seed(7, i) for i in range(2000)]
     assert len(set(seeds)) == len(seeds) and all(0 <= s < 2**31 for s in seeds)
     assert derive_seed(8, 0) != derive_seed(7, 0)
-    code = "from genomorph.search.protocol import derive_seed; print([derive_seed(7, i) for i in range(5)])"
+    code = (
+        "from genomorph.search.core.protocol import derive_seed; print([derive_seed(7, i) for i in range(5)])"
+    )
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert other.stdout.strip() == str(seeds[:5])  # no per-process hash randomisation
 

@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from genomorph.search.data import DataConfig
-from genomorph.search.driver import RunConfig, prepare_setup, start_search
-from genomorph.search.protocol import Budget, EvalRequest, EvalResult, Metrics
-from genomorph.search.report import PLOTS, choose_best, pareto_front, write_report
-from genomorph.search.store import RunStore
-from genomorph.search.trainer import TrainConfig
+from genomorph.search.core.config import DataConfig, TrainConfig
+from genomorph.search.core.driver import RunConfig
+from genomorph.search.core.protocol import Budget, EvalRequest, EvalResult, Metrics
+from genomorph.search.core.store import RunStore
+from genomorph.search.runtime.report import PLOTS, choose_best, pareto_front, write_report
+from genomorph.search.runtime.run import prepare_setup, start_search
 from search_helpers import CHAIN, SMALL, TINY
 
 REQUIRED = {

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from genomorph.ir import ConfigError, DataError
-from genomorph.search.protocol import Budget, EvalRequest, EvalResult, Metrics
-from genomorph.search.store import DB_NAME, RunStore
+from genomorph.search.core.protocol import Budget, EvalRequest, EvalResult, Metrics
+from genomorph.search.core.store import DB_NAME, RunStore
 
 
 def _request(genome: str = "input 2\nlinear(1)\n", parent: int | None = None) -> EvalRequest:

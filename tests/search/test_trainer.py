@@ -9,9 +9,10 @@ import pytest
 import torch
 from genomorph.grammar import parse
 from genomorph.lower import lower
-from genomorph.search.data import DataConfig, Split, cached_dataset
-from genomorph.search.protocol import Budget
-from genomorph.search.trainer import TrainConfig, TrainingDiverged, _cutout, evaluate_split, lr_at, train
+from genomorph.search.core.config import DataConfig, TrainConfig
+from genomorph.search.core.protocol import Budget
+from genomorph.search.runtime.data import Split, cached_dataset
+from genomorph.search.runtime.trainer import TrainingDiverged, _cutout, evaluate_split, lr_at, train
 
 SMALL = (
     "input 1x8x8\nconv(8, 3, padding=1) bn relu\nmaxpool(2)\nconv(8, 3, padding=1) bn relu\ngap linear(10)\n"
@@ -134,7 +135,7 @@ def test_regression_reports_r2() -> None:
     ("momentum", "nesterov", "weight_decay"), [(0.9, True, 5e-4), (0.9, False, 0.0), (0.0, False, 1e-3)]
 )
 def test_our_sgd_matches_torch_sgd(momentum: float, nesterov: bool, weight_decay: float) -> None:
-    from genomorph.search.trainer import NesterovSGD
+    from genomorph.search.runtime.trainer import NesterovSGD
 
     torch.manual_seed(0)
     ours, theirs = _module(SMALL, seed=1), _module(SMALL, seed=1)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from genomorph.ir import ArchWeights, Weights
-from genomorph.search.protocol import (
+from genomorph.search.core.protocol import (
     DatasetInfo,
     EvalRequest,
     EvalResult,

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from genomorph.grammar import parse
 from genomorph.ir import ConfigError
-from genomorph.search.protocol import EvalRequest
+from genomorph.search.core.protocol import EvalRequest
 from genomorph.search.strategies import STRATEGIES
 from genomorph.search.strategies._common import Member
 from genomorph.search.strategies.evolution import AgingEvolution, EvolutionConfig, tournament

@@ -15,7 +15,7 @@ from genomorph.grammar import parse
 from genomorph.ir import DataError
 from genomorph.ir.rewrites import REWRITES, replay
 from genomorph.ir.weights import check_weights
-from genomorph.search.protocol import DatasetInfo, canonical
+from genomorph.search.core.protocol import DatasetInfo, canonical
 from genomorph.search.strategies.nash import VANILLA, Nash, NashConfig, grow, start_genome
 from strategy_harness import DIGITS, Run, score, setup
 

@@ -20,31 +20,12 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 from genomorph.ir import DataError, Graph
-from genomorph.search.protocol import DatasetInfo
-from pydantic import BaseModel, ConfigDict, Field
-
-DatasetName = Literal["digits", "spirals", "regression2d", "mnist", "fashion-mnist", "cifar10", "cifar100"]
-DATASETS: tuple[str, ...] = DatasetName.__args__  # type: ignore[attr-defined]
-
-
-class DataConfig(BaseModel):
-    """Which data, where it lives, and how it is split."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: DatasetName = "digits"
-    data_dir: str | None = None
-    """Root folder in torchvision's layout (torchvision datasets only)."""
-    download: bool = False
-    val_fraction: float = Field(default=0.1, gt=0, lt=1)
-    """Share of the torchvision training set held out for validation."""
-    seed: int = 0
-    """Seed of the generated toy sets and of the torchvision train/val split (not of digits)."""
+from genomorph.search.core.config import DataConfig
+from genomorph.search.core.protocol import DatasetInfo
 
 
 @dataclass(frozen=True)
@@ -343,10 +324,7 @@ def _shape(shape: tuple[int, ...]) -> str:
 
 
 __all__ = [
-    "DATASETS",
-    "DataConfig",
     "Dataset",
-    "DatasetName",
     "Split",
     "cached_dataset",
     "check_fits",

@@ -15,54 +15,12 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from genomorph.search.data import Dataset, Split
-from genomorph.search.protocol import Budget, Task
-from pydantic import BaseModel, ConfigDict, Field
-
-
-class TrainConfig(BaseModel):
-    """The trainer's options; a candidate's `Budget` overrides epochs and the schedule."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    optimizer: Literal["sgd", "adam"] = "sgd"
-    lr: float = Field(default=0.05, gt=0)
-    momentum: float = Field(default=0.9, ge=0, lt=1)
-    nesterov: bool = True
-    weight_decay: float = Field(default=5e-4, ge=0)
-    batch_size: int = Field(default=64, ge=1)
-    eval_batch_size: int = Field(default=1024, ge=1)
-    epochs: int = Field(default=10, ge=0)
-    schedule: Literal["cosine", "sgdr", "constant"] = "cosine"
-    restart_period: int = Field(default=10, ge=1)
-    """SGDR's T0: epochs of the first cycle."""
-    restart_mult: int = Field(default=2, ge=1)
-    """SGDR's T_mult: each cycle is this many times longer than the previous one."""
-    min_lr: float = Field(default=0.0, ge=0)
-    mixup_alpha: float = Field(default=0.0, ge=0)
-    """Beta(α, α) mixing of sample pairs; 0 turns mixup off (classification only)."""
-    cutout: int = Field(default=0, ge=0)
-    """Side of the square zeroed at a random place in every training image; 0 turns it off."""
-    label_smoothing: float = Field(default=0.0, ge=0, lt=1)
-    grad_clip: float | None = Field(default=5.0, gt=0)
-    device: Literal["cpu", "cuda", "auto"] = "cpu"
-    threads: int | None = Field(default=None, ge=1)
-    """torch CPU threads per evaluation; ``None``: 1 for small inputs (intra-op parallelism only
-    costs there), else the cores shared out among the parallel workers."""
-    eval_every: int = Field(default=1, ge=0)
-    """Validate every this many epochs for the history (0: only at the end)."""
-
-    def with_budget(self, budget: Budget) -> TrainConfig:
-        changes: dict[str, object] = {"epochs": budget.epochs}
-        for name in ("lr", "schedule", "restart_period", "restart_mult"):
-            value = getattr(budget, name)
-            if value is not None:
-                changes[name] = value
-        return self.model_copy(update=changes)
+from genomorph.search.core.config import TrainConfig
+from genomorph.search.core.protocol import Task
+from genomorph.search.runtime.data import Dataset, Split
 
 
 class TrainingDiverged(Exception):
@@ -342,7 +300,6 @@ def merge_splits(a: Split, b: Split) -> Split:
 
 
 __all__ = [
-    "TrainConfig",
     "auto_threads",
     "TrainReport",
     "TrainingDiverged",

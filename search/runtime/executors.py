@@ -17,55 +17,17 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
-from abc import ABC, abstractmethod
 from collections import deque
-from typing import Any, Literal
+from typing import Any
 
 from genomorph.ir import ConfigError
-from genomorph.search.evaluate import EpochCallback, Job, WorkerSpec, evaluate_job
-from genomorph.search.protocol import EvalResult
-
-ExecutorKind = Literal["inprocess", "pool", "ray"]
-#: a job whose worker process died this many times is failed instead of retried
-MAX_CRASHES = 2
-
-
-def _failed(job: Job, reason: str) -> EvalResult:
-    return EvalResult(id=job.id, request=job.request, status="failed", reason=reason)
-
-
-class Executor(ABC):
-    """Runs jobs; ``wait`` returns the results that completed (in any order)."""
-
-    kind: ExecutorKind
-    #: how many jobs run at the same time
-    width: int = 1
-
-    def __init__(self, spec: WorkerSpec) -> None:
-        self.spec = spec
-
-    @abstractmethod
-    def submit(self, job: Job) -> None: ...
-
-    @abstractmethod
-    def wait(self, timeout: float | None = None) -> list[EvalResult]:
-        """Block until at least one result is ready (or ``timeout`` seconds pass) and return them."""
-
-    @abstractmethod
-    def pending(self) -> int:
-        """Jobs submitted whose results were not returned yet."""
-
-    def close(self) -> None:
-        """Stop workers; jobs still running are abandoned (the store re-runs them on resume)."""
-        return None
-
-    def __enter__(self) -> Executor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+from genomorph.search.core.config import Job, WorkerSpec
+from genomorph.search.core.executor import MAX_CRASHES, Executor, ExecutorKind, failed_result
+from genomorph.search.core.protocol import EvalResult
+from genomorph.search.runtime.evaluate import EpochCallback, evaluate_job
 
 
 class InProcessExecutor(Executor):
@@ -92,23 +54,50 @@ class InProcessExecutor(Executor):
 _WORKER_SPEC: WorkerSpec | None = None
 
 
-def _exit_with_parent(parent: int) -> None:
-    """A driver killed with ``kill -9`` cannot stop its workers: they notice and end themselves,
-    so no orphan keeps training (and writing checkpoints) beside a resumed run."""
-    while os.getppid() == parent:
-        time.sleep(0.5)
-    os._exit(1)
+def _die_with(driver: int) -> None:
+    """End this worker as soon as its driver is gone, however and whenever the driver died.
+
+    A driver killed with ``kill -9`` cannot stop its workers, and an orphan would keep training
+    (and writing checkpoints) beside a resumed run. The driver's pid comes from the driver
+    itself: a worker whose driver died while it was still starting (spawn + ``import torch``
+    take seconds) would otherwise record its new parent (init) and wait forever. On Linux the
+    kernel also delivers SIGKILL when the parent dies (``PR_SET_PDEATHSIG``); the polling thread
+    covers other systems and the moment before the signal was armed.
+    """
+    _arm_parent_death_signal()
+    if os.getppid() != driver:  # the driver died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == driver:
+            time.sleep(0.25)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="genomorph-die-with-driver", daemon=True).start()
 
 
-def _init_worker(spec: WorkerSpec) -> None:
+def _arm_parent_death_signal() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl here: the polling thread alone does the job
+        pass
+
+
+def _init_worker(spec: WorkerSpec, driver: int) -> None:
     """Runs once in each spawned worker."""
     global _WORKER_SPEC
+    _die_with(driver)
     # Ctrl-C goes to the whole process group: the driver handles it, workers just get stopped
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     _WORKER_SPEC = spec
     try:
-        from genomorph.search.data import cached_dataset
+        from genomorph.search.runtime.data import cached_dataset
 
         cached_dataset(spec.data)
     except Exception:  # noqa: S110 - the first job reports the data error as its failure
@@ -137,7 +126,7 @@ class PoolExecutor(Executor):
             max_workers=self.width,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(self.spec,),
+            initargs=(self.spec, os.getpid()),
         )
 
     def submit(self, job: Job) -> None:
@@ -156,7 +145,7 @@ class PoolExecutor(Executor):
             except cf.process.BrokenProcessPool:
                 broken.append(job)
             except Exception as err:  # the job could not even be sent or returned (pickling, ...)
-                results.append(_failed(job, f"{type(err).__name__}: {err}"))
+                results.append(failed_result(job, f"{type(err).__name__}: {err}"))
         if broken:
             results.extend(self._recover(broken))
         return results
@@ -172,7 +161,9 @@ class PoolExecutor(Executor):
             self._crashes[job.id] = self._crashes.get(job.id, 0) + 1
             if self._crashes[job.id] >= MAX_CRASHES:
                 failed.append(
-                    _failed(job, "the worker process died while evaluating it (killed or out of memory)")
+                    failed_result(
+                        job, "the worker process died while evaluating it (killed or out of memory)"
+                    )
                 )
             else:
                 self.submit(job)
@@ -255,7 +246,7 @@ class RayExecutor(Executor):
             try:
                 results.append(self._ray.get(ref))
             except Exception as err:  # a crashed worker or node: this candidate fails, the search goes on
-                results.append(_failed(job, f"Ray task failed: {type(err).__name__}: {err}"))
+                results.append(failed_result(job, f"Ray task failed: {type(err).__name__}: {err}"))
         return results
 
     def pending(self) -> int:

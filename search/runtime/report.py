@@ -21,8 +21,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from genomorph.search.checkpoint import atomic_write
-from genomorph.search.store import Candidate, RunStore
+from genomorph.search.core.files import atomic_write
+from genomorph.search.core.store import Candidate, RunStore
 from pydantic import BaseModel
 
 PLOTS = ("accuracy_vs_params.png", "progress.png")
@@ -98,9 +98,10 @@ def _test_metrics(store: RunStore, best: Candidate) -> dict[str, float]:
     import torch
     from genomorph.grammar import parse
     from genomorph.lower import lower
-    from genomorph.search.checkpoint import load_checkpoint
-    from genomorph.search.data import DataConfig, cached_dataset
-    from genomorph.search.trainer import TrainConfig, evaluate_split
+    from genomorph.search.core.config import DataConfig, TrainConfig
+    from genomorph.search.runtime.checkpoint import load_checkpoint
+    from genomorph.search.runtime.data import cached_dataset
+    from genomorph.search.runtime.trainer import evaluate_split
 
     config = store.get("config")
     data = cached_dataset(DataConfig.model_validate(config["data"]))

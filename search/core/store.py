@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 from genomorph.ir import ConfigError, DataError
-from genomorph.search.protocol import JSON, EvalRequest, EvalResult, Metrics
+from genomorph.search.core.protocol import JSON, EvalRequest, EvalResult, Metrics
 
 SCHEMA_VERSION = 1
 DB_NAME = "run.db"

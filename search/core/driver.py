@@ -19,19 +19,15 @@ candidates are never re-run, interrupted ones run again.
 
 from __future__ import annotations
 
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from genomorph.ir import ArchWeights, ConfigError, GenomorphError, Weights
-from genomorph.search.checkpoint import load_checkpoint, save_checkpoint
-from genomorph.search.data import DataConfig, cached_dataset
-from genomorph.search.evaluate import EpochCallback, Job, WorkerSpec
-from genomorph.search.executors import Executor, ExecutorKind, make_executor
-from genomorph.search.protocol import EvalResult, Proposal, SearchSetup, Strategy, derive_seed
-from genomorph.search.store import RunStore
-from genomorph.search.trainer import TrainConfig, auto_threads
+from genomorph.ir import ArchWeights, ConfigError, Weights
+from genomorph.search.core.config import DataConfig, Job, TrainConfig
+from genomorph.search.core.executor import Executor, ExecutorKind
+from genomorph.search.core.protocol import EvalResult, Proposal, SearchSetup, Strategy, derive_seed
+from genomorph.search.core.store import RunStore
 from pydantic import BaseModel, ConfigDict, Field
 
 #: how often the driver wakes up while waiting, to check the time limit
@@ -86,6 +82,14 @@ class SearchInterrupted(Exception):
         self.run_dir = run_dir
 
 
+class WeightFiles(Protocol):
+    """How the driver reads and writes weight checkpoints (the torch side implements it)."""
+
+    def save(self, path: Path, weights: Weights, arch: ArchWeights | None, genome: str) -> None: ...
+
+    def load(self, path: Path) -> tuple[Weights, ArchWeights]: ...
+
+
 @dataclass
 class _Context:
     """The `SearchContext` a strategy sees during ``propose``."""
@@ -93,10 +97,10 @@ class _Context:
     run_dir: Path
     slots: int
     wrap_up: bool
+    files: WeightFiles
 
     def load_weights(self, checkpoint: str) -> tuple[Weights, ArchWeights]:
-        weights, arch, _ = load_checkpoint(self.run_dir / checkpoint)
-        return weights, arch
+        return self.files.load(self.run_dir / checkpoint)
 
 
 def strategy_class(name: str) -> type[Strategy]:
@@ -150,8 +154,10 @@ class Driver:
         strategy: Strategy,
         executor: Executor,
         config: RunConfig,
+        files: WeightFiles,
         observer: SearchObserver | None = None,
     ) -> None:
+        self.files = files
         self.store = store
         self.strategy = strategy
         self.executor = executor
@@ -184,8 +190,8 @@ class Driver:
             request = proposal.request
             if proposal.weights is not None or proposal.arch is not None:
                 init = checkpoint_path(cid, "init")
-                save_checkpoint(
-                    self.store.run_dir / init, proposal.weights or {}, proposal.arch, genome=request.genome
+                self.files.save(
+                    self.store.run_dir / init, proposal.weights or {}, proposal.arch, request.genome
                 )
                 request = request.model_copy(update={"init_checkpoint": init})
             seed = request.seed if request.seed is not None else derive_seed(self.config.setup.seed, cid)
@@ -215,7 +221,7 @@ class Driver:
             slots = self.executor.width - (self.next_id - self.next_to_observe)
             if slots <= 0:
                 return
-            ctx = _Context(self.store.run_dir, slots, self._wrap_up())
+            ctx = _Context(self.store.run_dir, slots, self._wrap_up(), self.files)
             proposals = self.strategy.propose(ctx)
             if not proposals:
                 return
@@ -267,83 +273,13 @@ class Driver:
         self.store.set("status", "finished", event="finished")
 
 
-# --------------------------------------------------------------------------- entry points
-def _spec(config: RunConfig, run_dir: Path) -> WorkerSpec:
-    width = config.workers if config.executor != "inprocess" else 1
-    threads = auto_threads(config.train.threads, config.setup.dataset.input_shape, width)
-    return WorkerSpec(run_dir=str(run_dir.resolve()), data=config.data, train=config.train, threads=threads)
-
-
-def _executor(config: RunConfig, run_dir: Path, on_epoch: EpochCallback | None) -> Executor:
-    return make_executor(
-        config.executor,
-        _spec(config, run_dir),
-        workers=config.workers,
-        address=config.address,
-        on_epoch=on_epoch,
-    )
-
-
-def prepare_setup(data: DataConfig, *, seed: int = 0, **fields: Any) -> SearchSetup:
-    """The `SearchSetup` of a new run: loads the data once, so a DataError comes before any training."""
-    return SearchSetup(seed=seed, dataset=cached_dataset(data).info, **fields)
-
-
-def start_search(config: RunConfig, run_dir: str | Path, observer: SearchObserver | None = None) -> RunStore:
-    """Create a run directory and run the search to its end; returns the (open) store."""
-    root = Path(run_dir)
-    strategy = build_strategy(config)  # invalid options fail before the run directory exists
-    store = RunStore.create(
-        root,
-        {"config": config.model_dump(mode="json"), "host": platform.node()},
-        strategy.state(),
-    )
-    return _run(store, strategy, config, observer, resumed=False)
-
-
-def resume_search(run_dir: str | Path, observer: SearchObserver | None = None) -> RunStore:
-    """Continue a run from its store; a run already finished only has its report rewritten."""
-    store = RunStore.open(run_dir)
-    config = RunConfig.model_validate(store.get("config"))
-    strategy = build_strategy(config)
-    strategy.load_state(store.strategy_state())
-    if store.get("status") == "finished":
-        return store
-    store.set("status", "running", event="resumed")
-    return _run(store, strategy, config, observer, resumed=True)
-
-
-def _run(
-    store: RunStore, strategy: Strategy, config: RunConfig, observer: SearchObserver | None, resumed: bool
-) -> RunStore:
-    on_epoch = observer.epoch if observer is not None else None
-    executor = _executor(config, store.run_dir, on_epoch)
-    driver = Driver(store, strategy, executor, config, observer)
-    if observer is not None:
-        observer.started(store, strategy, resumed)
-    try:
-        driver.run()
-    except GenomorphError:
-        executor.close()
-        store.set("status", "failed", event="failed")
-        raise
-    except SearchInterrupted:
-        raise
-    except BaseException:
-        executor.close()
-        raise
-    return store
-
-
 __all__ = [
     "Driver",
     "RunConfig",
     "SearchInterrupted",
     "SearchObserver",
+    "WeightFiles",
     "build_strategy",
     "checkpoint_path",
-    "prepare_setup",
-    "resume_search",
-    "start_search",
     "strategy_class",
 ]

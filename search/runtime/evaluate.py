@@ -18,11 +18,11 @@ import torch
 from genomorph.grammar import parse
 from genomorph.ir import GenomorphError
 from genomorph.lower import extract_weights, lower
-from genomorph.search.checkpoint import load_checkpoint, save_checkpoint
-from genomorph.search.data import DataConfig, cached_dataset, check_fits
-from genomorph.search.protocol import EvalRequest, EvalResult, Metrics
-from genomorph.search.trainer import (
-    TrainConfig,
+from genomorph.search.core.config import Job, WorkerSpec
+from genomorph.search.core.protocol import EvalResult, Metrics
+from genomorph.search.runtime.checkpoint import load_checkpoint, save_checkpoint
+from genomorph.search.runtime.data import cached_dataset, check_fits
+from genomorph.search.runtime.trainer import (
     TrainingDiverged,
     TrainReport,
     evaluate_split,
@@ -30,33 +30,8 @@ from genomorph.search.trainer import (
     resolve_device,
     train,
 )
-from pydantic import BaseModel, ConfigDict
 
 EpochCallback = Callable[[int, int, dict[str, float]], None]
-
-
-class WorkerSpec(BaseModel):
-    """What every evaluation of a run shares; sent to each worker once."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    run_dir: str
-    data: DataConfig
-    train: TrainConfig
-    threads: int | None = None
-    """torch CPU threads of the evaluating process (``None``: leave torch's setting)."""
-
-
-class Job(BaseModel):
-    """One candidate as the driver hands it to an executor."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    id: int
-    request: EvalRequest
-    seed: int
-    checkpoint: str
-    """Where to write the trained weights, relative to the run directory."""
 
 
 class _Clock:
@@ -196,4 +171,4 @@ def _metrics(
     )
 
 
-__all__ = ["Job", "WorkerSpec", "evaluate_job"]
+__all__ = ["evaluate_job"]
