@@ -53,6 +53,17 @@ class DatasetInfo(_Frozen):
     test_size: int
 
 
+class FlattenStop(_Frozen):
+    """Paper 000's stopping rule: train until the loss curve flattens.
+
+    After every epoch (from ``min_epochs`` on) the epochs and losses so far are normalised to
+    [0, 1] and ``y = exp(a x) (1 - x)`` is fitted by least squares; training stops once
+    ``a < threshold`` (or at the budget's ``epochs``, the maximum)."""
+
+    threshold: float = -5.0
+    min_epochs: int = Field(default=3, ge=1)
+
+
 class Budget(_Frozen):
     """How much training one candidate gets. ``None`` fields fall back to the run's trainer config."""
 
@@ -72,6 +83,27 @@ class Budget(_Frozen):
     train_only: tuple[int, ...] | None = None
     """Node ids (of ``parse(genome)``) whose weights train; all others frozen (repair training of
     approximate morphisms). ``None`` trains everything."""
+    schedule_offset: float = Field(default=0.0, ge=0)
+    """Epochs of this learning-rate schedule already run before this candidate: successive
+    halving runs one cosine schedule over a whole step, each rung continuing where it stopped."""
+    schedule_epochs: float | None = Field(default=None, gt=0)
+    """Length of the whole schedule in epochs (``None``: ``epochs``, a schedule of its own)."""
+    stop: FlattenStop | None = None
+    """Stop early once the loss curve flattens (``epochs`` is then the maximum)."""
+
+
+class RepairRequest(_Frozen):
+    """Repair training before the ordinary training (paper 002 §3.2): the given nodes of the
+    child learn to reproduce the parent's outputs while every other weight stays frozen."""
+
+    nodes: tuple[int, ...]
+    """Node ids of ``parse(genome)`` to train (a rewrite's ``repair`` list, after `canonical`)."""
+    teacher_genome: str
+    """The parent's genome text."""
+    teacher_checkpoint: str
+    """The parent's weights, relative to the run directory."""
+    epochs: int = Field(default=5, ge=0)
+    lr: float = Field(default=1e-3, gt=0)
 
 
 class EvalRequest(_Frozen):
@@ -91,6 +123,15 @@ class EvalRequest(_Frozen):
     """Training seed; ``None`` lets the driver derive one from the run seed and the candidate id."""
     meta: dict[str, JSON] = Field(default_factory=dict)
     """Free-form strategy bookkeeping (step, role, ...), stored and echoed back in the result."""
+    recipe: str = "standard"
+    """The training recipe the worker runs (``genomorph.search.runtime.recipes``): ``standard``
+    (the weight step), or a method's own (e.g. ``darts``, ``hyperdarts``) built from steps."""
+    recipe_options: dict[str, JSON] = Field(default_factory=dict)
+    """The recipe's options, validated by the recipe's own pydantic model in the worker."""
+    repair: RepairRequest | None = None
+    collect: tuple[Literal["importance", "latency"], ...] = ()
+    """Extra measurements after training: ``importance`` (paper 000's A and B per unit, written
+    to an artifact file), ``latency`` (CPU forward time of one sample, in ``Metrics.extra``)."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +167,9 @@ class Metrics(_Frozen):
     epochs: int
     history: tuple[dict[str, float], ...] = ()
     """Per epoch: ``{"epoch", "lr", "train_loss", "val_loss", "val_accuracy"?}``."""
+    extra: dict[str, JSON] = Field(default_factory=dict)
+    """What a recipe or a request's ``repair``/``collect`` measured besides the above, e.g.
+    ``repair_distance_before``/``repair_distance_after``, ``latency_ms``, ``stopped_early``."""
 
 
 class EvalResult(_Frozen):
@@ -139,6 +183,9 @@ class EvalResult(_Frozen):
     metrics: Metrics | None = None
     checkpoint: str | None = None
     """Trained weights, relative to the run directory; pass as ``init_checkpoint`` to inherit them."""
+    artifacts: dict[str, str] = Field(default_factory=dict)
+    """Files the evaluation wrote besides the checkpoint, by name, relative to the run directory
+    (``importance``: an ``.npz`` of A and B per unit; ``alphas``: α per epoch, ...)."""
     setup_s: float = 0.0
     """Worker time outside training and evaluation: parse, lower, load and save weights."""
     train_s: float = 0.0
@@ -147,6 +194,20 @@ class EvalResult(_Frozen):
     @property
     def ok(self) -> bool:
         return self.status == "finished"
+
+
+class FrontMember(_Frozen):
+    candidate: int
+    objectives: dict[str, float]
+    """Objective name -> value, every one to be minimised (``val_error``, ``params``, ``macs``,
+    ``latency_ms``, or the log of one of them)."""
+
+
+class Front(_Frozen):
+    """A multi-result search's answer: the non-dominated candidates over named objectives."""
+
+    objectives: tuple[str, ...]
+    members: tuple[FrontMember, ...]
 
 
 class SearchSetup(_Frozen):
@@ -251,6 +312,10 @@ __all__ = [
     "DatasetInfo",
     "EvalRequest",
     "EvalResult",
+    "FlattenStop",
+    "Front",
+    "FrontMember",
+    "RepairRequest",
     "Metrics",
     "Proposal",
     "SearchContext",
