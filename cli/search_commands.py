@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-DATASET_NAMES = ("digits", "spirals", "regression2d", "mnist", "fashion-mnist", "cifar10", "cifar100")
+DATASET_NAMES = (
+    "digits", "spirals", "regression2d", "mnist", "fashion-mnist", "cifar10", "cifar100", "folder", "csv"
+)  # fmt: skip
 EXIT_INTERRUPTED = 130
 
 
@@ -46,12 +48,32 @@ def data_options(func: F) -> F:
                 type=click.Choice(DATASET_NAMES),
                 default="digits",
                 show_default=True,
-                help="Training data: embedded digits, generated toy sets, or torchvision sets from --data-dir.",
+                help="Training data: embedded digits, generated toy sets, torchvision sets from --data-dir, "
+                "your own images (folder: an ImageFolder tree in --data-dir) or table (csv: --data-file, --target).",
             ),
             click.option(
                 "--data-dir",
                 type=click.Path(file_okay=False, path_type=Path),
-                help="Folder in torchvision's layout (mnist, fashion-mnist, cifar10, cifar100).",
+                help="Folder in torchvision's layout (mnist, fashion-mnist, cifar10, cifar100), or an "
+                "ImageFolder tree with one sub-folder of images per class (folder).",
+            ),
+            click.option(
+                "--data-file",
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="CSV table with a header row (--dataset csv); every column but --target is a numeric feature.",
+            ),
+            click.option("--target", help="The CSV column to predict (--dataset csv)."),
+            click.option(
+                "--task",
+                type=click.Choice(["auto", "classification", "regression"]),
+                help="CSV target: classes or a regression value; auto: classes when the target is not numeric "
+                "or holds few distinct integers.  [default: auto]",
+            ),
+            click.option(
+                "--input-shape",
+                "data_input_shape",
+                help="folder: convert and resize every image to CxHxW (1 channel: grayscale, 3: RGB).  "
+                "[default: the genome's input]",
             ),
             click.option("--download", is_flag=True, help="Download a torchvision dataset into --data-dir."),
             click.option(
@@ -164,7 +186,24 @@ def _data_config(flags: dict[str, Any]) -> Any:
         given["data_dir"] = str(flags["data_dir"])
     if flags.get("val_fraction") is not None:
         given["val_fraction"] = flags["val_fraction"]
+    if flags.get("data_file") is not None:
+        given["data_file"] = str(flags["data_file"])
+    for key in ("target", "task"):
+        if flags.get(key) is not None:
+            given[key] = flags[key]
+    if flags.get("data_input_shape"):
+        given["input_shape"] = _shape_flag(flags["data_input_shape"])
     return DataConfig(**given)
+
+
+def _shape_flag(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(part) for part in text.lower().split("x"))
+    except ValueError:
+        shape = ()
+    if not shape or min(shape) < 1:
+        raise click.BadParameter(f"'{text}' is not a shape like 3x32x32", param_hint="--input-shape")
+    return shape
 
 
 # ============================================================================ train
@@ -193,12 +232,12 @@ def train(source: Source, seed: int, final: bool, out: Path | None, epochs: int 
     from genomorph.ir import GenomorphError
     from genomorph.search.core.config import Job, WorkerSpec
     from genomorph.search.core.protocol import Budget, EvalRequest
-    from genomorph.search.runtime.data import cached_dataset, check_fits
+    from genomorph.search.runtime.data import cached_dataset, check_fits, fit_to_genome
     from genomorph.search.runtime.evaluate import evaluate_job
     from genomorph.search.runtime.trainer import auto_threads
 
     graph = load_graph(source)
-    data_config = _data_config(flags)
+    data_config = fit_to_genome(_data_config(flags), graph)
     train_config = _train_config(flags, epochs)
     dataset = cached_dataset(data_config)
     check_fits(graph, dataset.info)  # before any training
@@ -381,6 +420,9 @@ def search(
         source = read_source(str(start))
         graph = load_graph(source)
         start_text = source.text
+        from genomorph.search.runtime.data import fit_to_genome
+
+        data_config = fit_to_genome(data_config, graph)
     setup = prepare_setup(
         data_config,
         seed=seed,

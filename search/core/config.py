@@ -11,7 +11,9 @@ from typing import Literal
 from genomorph.search.core.protocol import Budget, EvalRequest
 from pydantic import BaseModel, ConfigDict, Field
 
-DatasetName = Literal["digits", "spirals", "regression2d", "mnist", "fashion-mnist", "cifar10", "cifar100"]
+DatasetName = Literal[
+    "digits", "spirals", "regression2d", "mnist", "fashion-mnist", "cifar10", "cifar100", "folder", "csv"
+]
 DATASETS: tuple[str, ...] = DatasetName.__args__  # type: ignore[attr-defined]
 
 
@@ -22,7 +24,20 @@ class DataConfig(BaseModel):
 
     name: DatasetName = "digits"
     data_dir: str | None = None
-    """Root folder in torchvision's layout (torchvision datasets only)."""
+    """Root folder in torchvision's layout (torchvision datasets), or an ImageFolder tree with one
+    sub-folder of images per class (``folder``)."""
+    data_file: str | None = None
+    """A CSV table with a header row (``csv``)."""
+    target: str | None = None
+    """The CSV column to predict (``csv``); every other column is a numeric feature."""
+    task: Literal["auto", "classification", "regression"] = "auto"
+    """``csv``: ``auto`` treats a target as classes when any value is not a number, or when all
+    are integers with at most ``MAX_AUTO_CLASSES`` distinct values; otherwise regression."""
+    input_shape: tuple[int, ...] | None = None
+    """``folder``: the C x H x W every image is converted to (1 channel: grayscale, 3: RGB) and
+    resized to; ``None`` takes the genome's input shape where there is a genome."""
+    test_fraction: float = Field(default=0.2, gt=0, lt=1)
+    """Share of a ``folder`` tree or ``csv`` table held out for testing (stratified for classes)."""
     download: bool = False
     val_fraction: float = Field(default=0.1, gt=0, lt=1)
     """Share of the torchvision training set held out for validation."""

@@ -11,6 +11,8 @@ on the training device so CIFAR stays 150 MB of bytes instead of 600 MB of float
 - ``mnist``, ``fashion-mnist``, ``cifar10``, ``cifar100``: torchvision's classes read from
   ``data_dir`` in torchvision's own layout (downloaded only when asked); the training set is
   split into train/val with a seeded stratified split, the test set is torchvision's.
+- ``folder`` (an ImageFolder tree) and ``csv`` (a table of numeric features): the user's own
+  data, see `user_data`.
 """
 
 from __future__ import annotations
@@ -278,7 +280,45 @@ def _torchvision(config: DataConfig) -> Dataset:
     return Dataset(info, train, val, test, 255.0, mean, std)
 
 
-_LOADERS = {"digits": _digits, "spirals": _spirals, "regression2d": _regression2d}
+def _user_data(config: DataConfig) -> Dataset:
+    """An ImageFolder tree (``folder``) or a CSV table (``csv``): see `user_data`."""
+    from genomorph.search.runtime import user_data
+
+    load = user_data.load_folder if config.name == "folder" else user_data.load_csv
+    task, shape, outputs, (x, y), classes = load(config)
+    rng = np.random.default_rng(config.seed)
+    idx = user_data.split_indices(classes, len(x), config.val_fraction, config.test_fraction, rng)
+    if min(len(i) for i in idx) == 0:
+        raise DataError(
+            f"dataset '{config.name}' has {len(x)} samples: too few for a train, validation and test split",
+            hint="add samples, or change --val-fraction / the test fraction",
+        )
+    splits = [Split(*user_data.to_tensors([x[i], y[i]])) for i in idx]
+    if config.name == "folder":
+        pixels = splits[0].x.float() / 255.0
+        mean = pixels.mean(dim=(0, 2, 3)).reshape(-1, 1, 1)
+        std = pixels.std(dim=(0, 2, 3)).reshape(-1, 1, 1) + 1e-6
+        scale = 255.0
+    else:
+        mean, std = _feature_stats(x[idx[0]])
+        scale = 1.0
+    return Dataset(_info(config.name, task, shape, outputs, *splits), *splits, scale, mean, std)
+
+
+def fit_to_genome(config: DataConfig, graph: Graph) -> DataConfig:
+    """``folder`` images take the genome's input shape unless one was given; other data is as it is."""
+    if config.name != "folder" or config.input_shape is not None:
+        return config
+    return config.model_copy(update={"input_shape": tuple(graph.stats().input_shape)})
+
+
+_LOADERS = {
+    "digits": _digits,
+    "spirals": _spirals,
+    "regression2d": _regression2d,
+    "folder": _user_data,
+    "csv": _user_data,
+}
 
 
 def load_dataset(config: DataConfig) -> Dataset:
@@ -330,6 +370,7 @@ __all__ = [
     "check_fits",
     "digits_arrays",
     "expected_files",
+    "fit_to_genome",
     "load_dataset",
     "regression_target",
 ]
