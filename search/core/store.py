@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -113,6 +115,19 @@ class Candidate:
         )
 
 
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Block SIGINT and SIGTERM in the main thread for the duration (delivered right after)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _dumps(value: JSON) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
@@ -202,14 +217,17 @@ class RunStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-            self._put("elapsed_s", self.elapsed())
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+        # Ctrl-C (or SIGTERM) between BEGIN and the try, or just after COMMIT, would leave a
+        # transaction open or roll back one that is gone: hold them until the transaction ends
+        with _signals_held():
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                self._put("elapsed_s", self.elapsed())
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def _put(self, key: str, value: JSON) -> None:
         self._db.execute("INSERT OR REPLACE INTO run (key, value) VALUES (?, ?)", (key, _dumps(value)))
