@@ -1,0 +1,266 @@
+"""The one training loop: epochs of plug-in `Step`s, with everything steps share done once.
+
+``run_epochs(ctx, steps)`` trains for ``ctx.epochs`` epochs. In each epoch every step's
+updates are interleaved iteration by iteration, in list order (steps with fewer updates per
+epoch simply stop earlier). The loop, not the steps, handles:
+
+- **timing**: training and evaluation measured apart (CUDA synchronised before each reading);
+- **divergence**: a non-finite number in an epoch's record raises `TrainingDiverged`;
+- **validation** on ``ctx.splits["val"]`` every ``config.eval_every`` epochs and after the last;
+- **early stopping** by paper 000's flattening rule (`FlattenStop`): after every epoch from
+  ``min_epochs`` on, epochs and training losses so far are normalised to [0, 1] and
+  ``y = exp(a x)(1 - x)`` is fitted by least squares (``scipy.optimize.curve_fit``); training
+  stops once ``a < threshold``. ``stopped_early`` and ``flatten_a`` end up in the report;
+- **per-epoch checkpoints** (an `EpochFile`): after every epoch but the last, the module's
+  ``state_dict``, each step's ``state_dict``, torch's global RNG state (``nn.Dropout`` draws from
+  it), the history and the timers. Given a file from an interrupted run, the loop restores all of
+  it and continues with the next epoch: the run ends exactly as an uninterrupted one would. The
+  last epoch writes none: the caller writes the final weights right after, and a kill in between
+  only repeats that epoch from the previous checkpoint, with the same result;
+- **progress**: ``on_epoch(epoch, epochs, record)`` after each epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from genomorph.search.core.protocol import FlattenStop
+from genomorph.search.runtime.data import Dataset, Split
+from genomorph.search.runtime.steps import Step, TrainContext, main_output, task_loss
+
+EpochCallback = Callable[[int, int, dict[str, float]], None]
+
+
+class TrainingDiverged(Exception):
+    """The training loss (or another number of an epoch's record) became NaN or infinite."""
+
+
+@dataclass
+class TrainReport:
+    history: list[dict[str, float]] = field(default_factory=list)
+    train_s: float = 0.0
+    eval_s: float = 0.0
+    train_loss: float | None = None
+    train_accuracy: float | None = None
+    stopped_early: bool = False
+    flatten_a: float | None = None
+    """The last fitted flattening exponent ``a`` (only with a `FlattenStop`)."""
+    resumed_from: int = 0
+    """Epochs restored from an epoch checkpoint (0: trained from the first epoch)."""
+    carry: dict[str, Any] = field(default_factory=dict)
+    """What the caller stored with the epoch checkpoints (see ``run_epochs``' ``carry``)."""
+
+
+class EpochFile(Protocol):
+    """Where the loop keeps its per-epoch checkpoint (`checkpoint.EpochCheckpoint` on disk)."""
+
+    def load(self) -> dict[str, Any] | None: ...
+
+    def save(self, state: dict[str, Any]) -> None: ...
+
+    def wait(self) -> None: ...
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.no_grad()
+def evaluate_split(
+    module: torch.nn.Module, data: Dataset, split: Split, device: torch.device, batch_size: int = 1024
+) -> dict[str, float]:
+    """Loss and accuracy (classification) or loss and R² (regression) of ``module`` on ``split``."""
+    module.eval()
+    task = data.info.task
+    total_loss, correct, outs = 0.0, 0, []
+    for start in range(0, len(split), batch_size):
+        x = data.normalise(split.x[start : start + batch_size].to(device))
+        y = split.y[start : start + batch_size].to(device)
+        out, _ = main_output(module(x))
+        total_loss += float(task_loss(task, out, y, 0.0)) * len(y)
+        if task == "classification":
+            correct += int((out.argmax(1) == y).sum())
+        else:
+            outs.append(out.float().cpu())
+    n = max(len(split), 1)
+    result = {"loss": total_loss / n}
+    if task == "classification":
+        result["accuracy"] = correct / n
+    else:
+        pred = torch.cat(outs) if outs else torch.zeros(0, 1)
+        target = split.y.float()
+        residual = float(((pred - target) ** 2).sum())
+        spread = float(((target - target.mean(0)) ** 2).sum())
+        result["r2"] = 1.0 - residual / spread if spread > 0 else 0.0
+    return result
+
+
+def flatten_exponent(losses: Sequence[float]) -> float | None:
+    """Paper 000's ``a``: least-squares fit of ``y = exp(a x)(1 - x)`` to the normalised loss curve."""
+    if len(losses) < 2:
+        return None
+    from scipy.optimize import OptimizeWarning, curve_fit
+
+    y = np.asarray(losses, dtype=np.float64)
+    spread = y.max() - y.min()
+    y = (y - y.min()) / spread if spread > 0 else np.zeros_like(y)
+    x = np.linspace(0.0, 1.0, len(y))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OptimizeWarning)
+        try:
+            (a,), _ = curve_fit(lambda t, a: np.exp(a * t) * (1.0 - t), x, y, p0=[0.0], maxfev=2000)
+        except RuntimeError:  # no convergence: a curve this odd is not "flattened"
+            return None
+    return float(a)
+
+
+def _clone(value: Any) -> Any:
+    """A deep copy of a state: tensors detached and copied to the CPU, containers rebuilt."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: _clone(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_clone(v) for v in value)
+    return value
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _restore(ctx: TrainContext, steps: Sequence[Step], state: dict[str, Any], report: TrainReport) -> int:
+    names = [s.name for s in steps]
+    if state.get("steps_names") != names:
+        raise ValueError(f"epoch checkpoint was written by steps {state.get('steps_names')}, not {names}")
+    ctx.module.load_state_dict(state["module"])
+    for step, saved in zip(steps, state["steps"], strict=True):
+        step.load_state_dict(saved)
+    _set_rng_state(state["rng"])
+    report.history = [dict(r) for r in state["history"]]
+    report.train_s, report.eval_s = float(state["train_s"]), float(state["eval_s"])
+    report.carry = dict(state.get("carry", {}))
+    report.resumed_from = int(state["epoch"])
+    return report.resumed_from
+
+
+def run_epochs(
+    ctx: TrainContext,
+    steps: Sequence[Step],
+    *,
+    validate: bool = True,
+    stop: FlattenStop | None = None,
+    checkpoints: EpochFile | None = None,
+    phase: str = "train",
+    carry: dict[str, Any] | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> TrainReport:
+    """Train ``ctx.module`` in place with ``steps`` for ``ctx.epochs`` epochs (see the module docstring).
+
+    ``checkpoints`` resumes from and writes the per-epoch checkpoint; only a checkpoint of the
+    same ``phase`` is resumed from (a worker runs a ``repair`` phase before ``train``).
+    ``carry`` is stored with every checkpoint and comes back in ``TrainReport.carry`` on resume.
+    """
+    report = TrainReport(carry=dict(carry or {}))
+    epochs, device, module = ctx.epochs, ctx.device, ctx.module
+    if epochs == 0 or not any(s.tensors() for s in steps) or not any(s.steps_per_epoch() for s in steps):
+        return report
+    first = 0
+    saved = checkpoints.load() if checkpoints is not None else None
+    if saved is not None and saved.get("phase") == phase:
+        first = _restore(ctx, steps, saved, report)
+    config = ctx.config
+    val = ctx.splits.get("val")
+    for epoch in range(first, epochs):
+        sync(device)
+        started = time.perf_counter()
+        for s in steps:
+            module.train(s.train_mode)
+            s.start_epoch(epoch)
+        counts = [s.steps_per_epoch() for s in steps]
+        for i in range(max(counts)):
+            for s, count in zip(steps, counts, strict=True):
+                if i < count:
+                    module.train(s.train_mode)
+                    s.step(epoch, i)
+        record: dict[str, float] = {"epoch": float(epoch + 1)}
+        for s in steps:
+            record.update(s.end_epoch(epoch))
+        sync(device)
+        report.train_s += time.perf_counter() - started
+        bad = [k for k, v in record.items() if not math.isfinite(v)]
+        if bad:
+            key = "train_loss" if "train_loss" in bad else bad[0]
+            what = "training loss" if key == "train_loss" else key.replace("_", " ")
+            raise TrainingDiverged(f"{what} became {record[key]} in epoch {epoch + 1}")
+        last = epoch + 1 == epochs
+        if stop is not None and "train_loss" in record and epoch + 1 >= stop.min_epochs:
+            a = flatten_exponent([r["train_loss"] for r in report.history] + [record["train_loss"]])
+            report.flatten_a = a
+            if a is not None and a < stop.threshold and not last:
+                report.stopped_early = last = True
+        due = config.eval_every and ((epoch + 1) % config.eval_every == 0 or last)
+        if validate and due and val is not None and len(val):
+            started = time.perf_counter()
+            measured = evaluate_split(module, ctx.data, val, device, config.eval_batch_size)
+            sync(device)
+            report.eval_s += time.perf_counter() - started
+            record.update({f"val_{k}": v for k, v in measured.items()})
+        report.history.append(record)
+        if checkpoints is not None and not last:
+            checkpoints.save(
+                {
+                    "phase": phase,
+                    "epoch": epoch + 1,
+                    "steps_names": [s.name for s in steps],
+                    "module": _clone(module.state_dict()),
+                    "steps": [_clone(s.state_dict()) for s in steps],
+                    "rng": _clone(_rng_state()),
+                    "history": [dict(r) for r in report.history],
+                    "train_s": report.train_s,
+                    "eval_s": report.eval_s,
+                    "carry": _clone(report.carry),
+                }
+            )
+        if on_epoch is not None:
+            on_epoch(epoch + 1, epochs, record)
+        if last:
+            break
+    if checkpoints is not None:
+        checkpoints.wait()
+    for s in steps:
+        s.finish()
+    if report.history:
+        final = report.history[-1]
+        report.train_loss = final.get("train_loss")
+        report.train_accuracy = final.get("train_accuracy")
+    return report
+
+
+__all__ = [
+    "EpochCallback",
+    "EpochFile",
+    "TrainReport",
+    "TrainingDiverged",
+    "evaluate_split",
+    "flatten_exponent",
+    "run_epochs",
+    "sync",
+]
