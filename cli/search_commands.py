@@ -70,6 +70,11 @@ def data_options(func: F) -> F:
                 "or holds few distinct integers.  [default: auto]",
             ),
             click.option(
+                "--test-fraction",
+                type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                help="Share of a folder or csv dataset held out for testing.  [default: 0.2]",
+            ),
+            click.option(
                 "--input-shape",
                 "data_input_shape",
                 help="folder: convert and resize every image to CxHxW (1 channel: grayscale, 3: RGB).  "
@@ -184,8 +189,9 @@ def _data_config(flags: dict[str, Any]) -> Any:
     }
     if flags.get("data_dir") is not None:
         given["data_dir"] = str(flags["data_dir"])
-    if flags.get("val_fraction") is not None:
-        given["val_fraction"] = flags["val_fraction"]
+    for key in ("val_fraction", "test_fraction"):
+        if flags.get(key) is not None:
+            given[key] = flags[key]
     if flags.get("data_file") is not None:
         given["data_file"] = str(flags["data_file"])
     for key in ("target", "task"):
