@@ -196,7 +196,7 @@ class Driver:
                 request = request.model_copy(update={"init_checkpoint": init})
             seed = request.seed if request.seed is not None else derive_seed(self.config.setup.seed, cid)
             jobs.append(self._job(cid, seed, request))
-        self.store.add_candidates([(j.id, j.request, j.seed) for j in jobs], self.strategy.state())
+        self.store.add_candidates([(j.id, j.request, j.seed) for j in jobs], self.strategy.dump_state())
         self.next_id += len(jobs)
         return jobs
 
@@ -206,7 +206,7 @@ class Driver:
         while self.next_to_observe in self.ready:
             result = self.ready.pop(self.next_to_observe)
             self.strategy.observe(result)
-            self.store.mark_observed(result.id, self.strategy.state())
+            self.store.mark_observed(result.id, self.strategy.dump_state())
             self.next_to_observe += 1
             self._propose()
 

@@ -1,6 +1,7 @@
 """The contract between search strategies and the engine that runs them. No torch here.
 
-A strategy is a resumable state machine over plain data:
+A strategy is a resumable state machine over plain data (`Strategy`, generic in a pydantic
+``Config`` and a pydantic ``State``):
 
 - ``propose(ctx)`` returns a (possibly empty) list of `Proposal`s: genome text plus budget,
   optionally with initial weights (numpy, keyed by the node ids of ``parse(genome)``);
@@ -8,10 +9,10 @@ A strategy is a resumable state machine over plain data:
   (the order of proposal), whatever executor ran them and in whatever order they finished;
   ``propose`` is called once when a session starts and after every ``observe``;
 - ``done()`` says the strategy has nothing more to do;
-- ``state()`` returns a JSON-serialisable dict from which ``load_state`` rebuilds the exact
-  same strategy (RNG state included). The driver stores it in the same SQLite transaction as
-  the candidates a proposal created or the result an observation consumed, so a run killed at
-  any moment resumes from the last committed state and replays nothing that was finished.
+- ``self.state`` (a `StrategyState` model, RNG included) is everything that changes. The
+  driver stores its JSON dump in the same SQLite transaction as the candidates a proposal
+  created or the result an observation consumed, so a run killed at any moment resumes from
+  the last committed state and replays nothing that was finished.
 
 The driver assigns candidate ids (0, 1, 2, ... in proposal order), derives each candidate's
 training seed from the run seed and its id unless the strategy sets one, writes initial
@@ -24,8 +25,21 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from pathlib import Path
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Generic,
+    Literal,
+    Protocol,
+    TypeVar,
+    cast,
+    get_args,
+    get_origin,
+)
 
+from genomorph.search.core.state import Rng, StrategyState, seeded
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
@@ -247,19 +261,119 @@ class SearchContext(Protocol):
         """Numpy weights of a checkpoint (a result's ``checkpoint``), keyed by node id."""
         ...
 
+    def read_input(self, key: str, path: str | Path) -> str | None:
+        """The text of a file the user may edit while the run goes on (``None``: it does not exist).
 
-class Strategy(ABC):
-    """Base class of every strategy; register subclasses in ``search/strategies``' ``STRATEGIES``."""
+        ``key`` names the input (``"meta"``); ``path`` is where to read it. Every read gets the
+        next sequence number and is stored (key, path, content or "missing", time) in the same
+        transaction as the strategy state it led to, i.e. with the proposals made from it. A
+        resumed run continues from that state and never reads again what it already acted on;
+        a read the driver had recorded is replayed from the store, not read from the file.
+        """
+        ...
+
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+StateT = TypeVar("StateT", bound=StrategyState)
+
+
+class Strategy(ABC, Generic[ConfigT, StateT]):
+    """Base class of every strategy: generic in its pydantic ``Config`` and ``State`` models.
+
+    ```python
+    class NashConfig(BaseModel): ...            # options (--set key=value), frozen
+    class NashState(StrategyState): ...         # everything that changes during a run
+
+    class Nash(Strategy[NashConfig, NashState]):
+        name = "nash"
+
+        def initial_state(self) -> NashState:   # the state before the first proposal
+            return NashState(rng=seeded(self.setup.seed))
+
+        def propose(self, ctx): ...             # read and update self.state
+        def observe(self, result): ...
+        def done(self): ...
+    ```
+
+    ``Config`` and ``State`` are taken from the generic arguments (set them as class attributes
+    to override). ``self.config`` is the validated config, ``self.setup`` the run's
+    `SearchSetup`, ``self.state`` the state model: the engine stores
+    ``state.model_dump(mode="json")`` after every ``propose`` that proposed something and every
+    ``observe``, and restores it with ``State.model_validate`` on resume; a strategy writes no
+    (de)serialisation of its own. Values derived from config and setup (resolved defaults, a
+    parsed search space) are computed in ``__init__`` and never stored. RNG state goes in a
+    field of type `Rng` (a live ``numpy.random.Generator``).
+
+    Hooks with defaults, for reports and progress bars: `planned`, `result_candidate`,
+    `front` (a multi-result search's Pareto front: ``front.json`` and ``front/`` in the run
+    directory), `summary` (extra keys of ``summary.json``). Per-strategy plots are registered
+    in ``genomorph.search.runtime.report`` (``register_plot``). Register a strategy in
+    ``search/strategies``' ``STRATEGIES``, or run it as ``--strategy package.module:Class``.
+    """
 
     #: the name used on the command line (``--strategy NAME``)
     name: ClassVar[str]
-    #: the pydantic model of the strategy's own options (``--set key=value`` / config file)
+    #: the pydantic model of the strategy's own options (``--set key=value``)
     Config: ClassVar[type[BaseModel]]
+    #: the pydantic model of the strategy's state (a `StrategyState`)
+    State: ClassVar[type[StrategyState]]
 
-    def __init__(self, config: BaseModel, setup: SearchSetup) -> None:
-        self.config = config
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in getattr(cls, "__orig_bases__", ()):
+            origin, args = get_origin(base), get_args(base)
+            if isinstance(origin, type) and issubclass(origin, Strategy) and len(args) == 2:
+                config, state = args
+                if "Config" not in cls.__dict__ and isinstance(config, type):
+                    cls.Config = config
+                if "State" not in cls.__dict__ and isinstance(state, type):
+                    cls.State = state
+
+    def __init__(self, config: ConfigT, setup: SearchSetup) -> None:
+        self.config: ConfigT = config
         self.setup = setup
+        self._state: StateT | None = None
 
+    # ------------------------------------------------------------------ state
+    def initial_state(self) -> StateT:
+        """The state before the first proposal; the default is ``State()`` with its field defaults.
+
+        Called once, lazily (on the first use of ``self.state``), so it may use everything the
+        subclass's ``__init__`` derived."""
+        return cast(StateT, self.State())
+
+    @property
+    def state(self) -> StateT:
+        if self._state is None:
+            self._state = self.initial_state()
+        return self._state
+
+    @state.setter
+    def state(self, value: StateT) -> None:
+        self._state = value
+
+    def dump_state(self) -> dict[str, JSON]:
+        """The state as JSON (what the driver stores)."""
+        return self.state.model_dump(mode="json")
+
+    def load_state(self, data: dict[str, JSON]) -> None:
+        """Restore a stored `dump_state` on a freshly constructed strategy."""
+        from pydantic import ValidationError
+
+        try:
+            self.state = cast(StateT, self.State.model_validate(data))
+        except ValidationError as err:
+            from genomorph.ir import DataError
+
+            first = err.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(top)"
+            raise DataError(
+                f"the stored state of strategy '{self.name}' does not fit {self.State.__name__}: "
+                f"{where}: {first['msg']}",
+                hint="the run was written by another version of this strategy; start a new run",
+            ) from None
+
+    # ------------------------------------------------------------------ the state machine
     @abstractmethod
     def propose(self, ctx: SearchContext) -> list[Proposal]:
         """New candidates to evaluate; ``[]`` while waiting for outstanding results."""
@@ -272,14 +386,7 @@ class Strategy(ABC):
     def done(self) -> bool:
         """Nothing more to propose and nothing more expected."""
 
-    @abstractmethod
-    def state(self) -> dict[str, JSON]:
-        """Everything needed to continue, JSON-serialisable (RNG state included)."""
-
-    @abstractmethod
-    def load_state(self, state: dict[str, JSON]) -> None:
-        """Restore what ``state()`` returned, on a freshly constructed strategy."""
-
+    # ------------------------------------------------------------------ report hooks
     def planned(self) -> int | None:
         """How many candidates the whole run will evaluate, if known (for progress bars only)."""
         return None
@@ -288,6 +395,43 @@ class Strategy(ABC):
         """The candidate id the run reports as its answer (e.g. the finally trained winner);
         ``None`` lets the report pick the finished candidate with the best objective."""
         return None
+
+    def front(self) -> Front | None:
+        """A multi-result search's answer: its Pareto front over named objectives (all minimised).
+
+        When not ``None`` the report writes ``front.json``, one ``front/cNNNNN.genome`` per
+        member, a ``front`` list in ``summary.json`` and ``front.png``; ``best.genome`` stays the
+        single best by validation score. Called on a strategy restored from the store (so it
+        also works for an interrupted run): compute it from ``self.state``."""
+        return None
+
+    def summary(self) -> dict[str, JSON]:
+        """Extra top-level keys of ``summary.json`` (e.g. ``hypervolume`` per generation, α per
+        epoch, ``iterations``); JSON values. A key the engine already writes is refused.
+        Called, like `front`, on a strategy restored from the store."""
+        return {}
+
+
+def objective_value(name: str, metrics: Metrics) -> float | None:
+    """The value of a named objective (minimised) for a candidate's metrics; ``None`` if unmeasured.
+
+    Names: ``val_error`` (1 - objective: validation error, or 1 - R² for regression),
+    ``params``, ``macs``, ``latency_ms`` (``metrics.extra``), and ``log_`` + any of these
+    (natural log). Any other name is looked up in ``metrics.extra``."""
+    import math
+
+    base = name.removeprefix("log_")
+    value: float | None
+    if base == "val_error":
+        value = 1.0 - metrics.objective
+    elif base in ("params", "macs"):
+        value = float(getattr(metrics, base))
+    else:
+        raw = metrics.extra.get(base)
+        value = float(raw) if isinstance(raw, int | float) else None
+    if value is None or base == name:
+        return value
+    return math.log(value) if value > 0 else None
 
 
 def derive_seed(run_seed: int, candidate_id: int, salt: str = "candidate") -> int:
@@ -320,8 +464,12 @@ __all__ = [
     "Proposal",
     "SearchContext",
     "SearchSetup",
+    "Rng",
     "Strategy",
+    "StrategyState",
     "Task",
     "canonical",
     "derive_seed",
+    "objective_value",
+    "seeded",
 ]

@@ -61,7 +61,7 @@ def start_search(config: RunConfig, run_dir: str | Path, observer: SearchObserve
     store = RunStore.create(
         root,
         {"config": config.model_dump(mode="json"), "host": platform.node()},
-        strategy.state(),
+        strategy.dump_state(),
     )
     return _run(store, strategy, config, observer, resumed=False)
 

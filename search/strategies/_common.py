@@ -1,56 +1,12 @@
-"""Small pieces shared by the strategies: option resolution, RNG state, members, final training."""
+"""Small pieces shared by the strategies: the search space, members, final training."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
 from genomorph.ir import ConfigError
-from genomorph.search.core.protocol import JSON, Budget, EvalRequest, EvalResult, Proposal, SearchSetup
+from genomorph.search.core.protocol import Budget, EvalRequest, EvalResult, Proposal, SearchSetup
 from pydantic import BaseModel, ConfigDict, Field
 
 from .space import SearchSpace, parse_space
-
-#: dataset name used when a strategy has no defaults for the run's dataset
-OTHER = "other"
-
-
-def dataset_default(table: dict[str, dict[str, Any]], dataset: str, key: str) -> Any:
-    return table.get(dataset, table[OTHER])[key]
-
-
-def pick(
-    key: str,
-    configured: Any,
-    table: dict[str, dict[str, Any]],
-    dataset: str,
-    cli: Any = None,
-    cli_flag: str | None = None,
-) -> Any:
-    """An option's value: the command-line flag, else the strategy option, else the dataset default.
-
-    Giving both the flag and the option with different values is an error, not a silent choice.
-    """
-    if cli is not None and configured is not None and cli != configured:
-        raise ConfigError(
-            f"{cli_flag} {cli} contradicts the strategy option {key} = {configured}",
-            hint=f"give only one of {cli_flag} and --set {key}=...",
-        )
-    if cli is not None:
-        return cli
-    if configured is not None:
-        return configured
-    return dataset_default(table, dataset, key)
-
-
-def rng_state(rng: np.random.Generator) -> dict[str, JSON]:
-    return rng.bit_generator.state  # a dict of ints and strings: JSON as it is
-
-
-def rng_from_state(state: dict[str, JSON]) -> np.random.Generator:
-    rng = np.random.default_rng()
-    rng.bit_generator.state = state
-    return rng
 
 
 def space_from_setup(setup: SearchSetup, strategy: str) -> SearchSpace:
@@ -71,7 +27,7 @@ def space_from_setup(setup: SearchSetup, strategy: str) -> SearchSpace:
 
 
 class SpaceSearchOptions(BaseModel):
-    """Training options shared by the strategies that sample a search space (``None`` = the dataset's default)."""
+    """Training options shared by the strategies that sample a search space (``None`` = scaled to the data)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -19,54 +19,41 @@ population; the population then refills to P before the oldest is removed.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 from genomorph.search.core.protocol import (
-    JSON,
     Budget,
     EvalRequest,
     EvalResult,
     Proposal,
+    Rng,
     SearchContext,
     SearchSetup,
     Strategy,
+    StrategyState,
+    seeded,
 )
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ._common import (
-    OTHER,
-    Member,
-    SpaceSearchOptions,
-    better,
-    final_proposal,
-    pick,
-    rng_from_state,
-    rng_state,
-    space_from_setup,
-)
+from ._common import Member, SpaceSearchOptions, better, final_proposal, space_from_setup
 from .mutations import MUTATIONS, mutate
-from .sequential import Genes, genes_from_json, genes_to_json, genome_text, sample
+from .scale import DataScale, resolve
+from .sequential import ConvGene, Genes, genes_from_json, genes_to_json, genome_text, sample
 
-#: defaults per dataset (see docs/strategies.md for the measurements behind them)
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "digits": {"population": 8, "cycles": 24, "sample_size": 3, "epochs": 8, "final_epochs": 10},
-    "mnist": {"population": 6, "cycles": 12, "sample_size": 3, "epochs": 1, "final_epochs": 2},
-    "fashion-mnist": {"population": 6, "cycles": 12, "sample_size": 3, "epochs": 2, "final_epochs": 2},
-    OTHER: {"population": 10, "cycles": 40, "sample_size": 3, "epochs": 5, "final_epochs": 5},
-}
+#: the defaults on the reference data (digits), scaled to the data given by `scale.DataScale`
+REFERENCE = {"population": 8, "cycles": 24, "epochs": 8, "final_epochs": 10}
 
 
 class EvolutionConfig(SpaceSearchOptions):
-    """Options of ``--strategy evolution`` (``None`` = the dataset's default)."""
+    """Options of ``--strategy evolution`` (``None`` = scaled to the data)."""
 
     population: int | None = Field(default=None, ge=1)
     """P: population size (also the number of random initial genomes)."""
     cycles: int | None = Field(default=None, ge=1)
     """C: total candidates trained, the initial population included (``--budget``)."""
-    sample_size: int | None = Field(default=None, ge=1)
+    sample_size: int = Field(default=3, ge=1)
     """S: tournament size; the parent is the most accurate of S uniformly drawn members."""
     mutations: tuple[str, ...] = ("swap", "inversion", "filter", "layer", "add")
     """Mutations drawn uniformly for every child."""
@@ -80,6 +67,33 @@ class EvolutionConfig(SpaceSearchOptions):
         return v
 
 
+class Bred(BaseModel):
+    """A genome bred but not yet proposed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    genes: tuple[ConvGene, ...]
+    parent: int | None
+    how: str
+    """The mutation that made it (``random`` for the initial population)."""
+
+
+class EvolutionState(StrategyState):
+    rng: Rng
+    stopped_at: int | None = None
+    """C once the run was told to wrap up: the genomes proposed by then."""
+    population: list[Member] = Field(default_factory=list)
+    """The living members, oldest first."""
+    best: Member | None = None
+    queue: list[Bred] = Field(default_factory=list)
+    bred: int = 0
+    """Genomes created so far (= index of the next one)."""
+    observed: int = 0
+    final_id: int | None = None
+    final_issued: bool = False
+    finished: bool = False
+
+
 def tournament(members: Sequence[Member], rng: np.random.Generator, size: int) -> Member:
     """The most accurate of ``size`` members drawn uniformly with replacement (first drawn wins ties)."""
     picks = rng.integers(len(members), size=size)
@@ -90,58 +104,64 @@ def tournament(members: Sequence[Member], rng: np.random.Generator, size: int) -
     return parent
 
 
-class AgingEvolution(Strategy):
+class AgingEvolution(Strategy[EvolutionConfig, EvolutionState]):
     name: ClassVar[str] = "evolution"
-    Config: ClassVar[type[BaseModel]] = EvolutionConfig
 
-    def __init__(self, config: BaseModel, setup: SearchSetup) -> None:
+    def __init__(self, config: EvolutionConfig, setup: SearchSetup) -> None:
         super().__init__(config, setup)
-        cfg: EvolutionConfig = config  # type: ignore[assignment]
-        data = setup.dataset.name
+        scale = DataScale.of(setup.dataset)
         self.space = space_from_setup(setup, self.name)
-        self.population_size: int = pick("population", cfg.population, DEFAULTS, data)
-        self.cycles: int = pick("cycles", cfg.cycles, DEFAULTS, data, setup.budget, "--budget")
-        self.sample_size: int = pick("sample_size", cfg.sample_size, DEFAULTS, data)
-        self.epochs: int = pick("epochs", cfg.epochs, DEFAULTS, data, setup.epochs, "--epochs")
-        self.final_epochs: int = pick("final_epochs", cfg.final_epochs, DEFAULTS, data)
+        self.epochs = resolve(
+            "epochs", config.epochs, scale.epochs(REFERENCE["epochs"]), setup.epochs, "--epochs"
+        )
+        self.population_size = resolve(
+            "population", config.population, scale.count(REFERENCE["population"], REFERENCE["epochs"], 4)
+        )
+        default_cycles = scale.count(REFERENCE["cycles"], REFERENCE["epochs"], minimum=8)
+        self.cycles_planned = resolve("cycles", config.cycles, default_cycles, setup.budget, "--budget")
+        self.sample_size = config.sample_size
+        self.final_epochs = resolve(
+            "final_epochs", config.final_epochs, scale.epochs(REFERENCE["final_epochs"])
+        )
         self.width = max(1, setup.max_parallel)
-        self.rng = np.random.default_rng(setup.seed)
-        self.population: deque[Member] = deque()
-        self.best: Member | None = None
-        #: bred but not yet proposed: (genes, parent id, mutation description)
-        self.queue: list[tuple[Genes, int | None, str]] = []
-        self.bred = 0  # genomes created so far (= index of the next one)
-        self.observed = 0
-        self.final_id: int | None = None
-        self.final_issued = False
-        self.finished = False
+
+    def initial_state(self) -> EvolutionState:
+        state = EvolutionState(rng=seeded(self.setup.seed))
         # the initial population does not depend on any result: breed it all now
-        while self.bred < min(self.population_size, self.cycles):
-            self._breed_random()
+        while state.bred < min(self.population_size, self.cycles_planned):
+            self._breed_random(state)
+        return state
+
+    @property
+    def cycles(self) -> int:
+        """C: the planned number, or the genomes proposed when the run was told to wrap up."""
+        stopped = self.state.stopped_at
+        return self.cycles_planned if stopped is None else stopped
 
     # ------------------------------------------------------------------ breeding
-    def _breed_random(self) -> None:
-        self.queue.append((sample(self.space, self.rng), None, "random"))
-        self.bred += 1
+    def _breed_random(self, state: EvolutionState) -> None:
+        state.queue.append(Bred(genes=sample(self.space, state.rng), parent=None, how="random"))
+        state.bred += 1
 
-    def _breed_child(self) -> None:
-        if not self.population:  # every genome so far failed: start over from random
-            self._breed_random()
+    def _breed_child(self, state: EvolutionState) -> None:
+        if not state.population:  # every genome so far failed: start over from random
+            self._breed_random(state)
             return
-        parent = tournament(list(self.population), self.rng, self.sample_size)
+        parent = tournament(state.population, state.rng, self.sample_size)
         assert parent.genes is not None
-        made = mutate(self.space, genes_from_json(parent.genes), self.rng, self.config.mutations)  # type: ignore[attr-defined]
+        made = mutate(self.space, genes_from_json(parent.genes), state.rng, self.config.mutations)
         if made is None:  # no mutation of this parent stays in the space
-            self.queue.append((sample(self.space, self.rng), parent.id, "random (no valid mutant)"))
+            bred = Bred(genes=sample(self.space, state.rng), parent=parent.id, how="random (no valid mutant)")
         else:
             genes, _, description = made
-            self.queue.append((genes, parent.id, description))
-        self.bred += 1
+            bred = Bred(genes=genes, parent=parent.id, how=description)
+        state.queue.append(bred)
+        state.bred += 1
 
     def _request(self, index: int, genes: Genes, parent: int | None, how: str) -> Proposal:
         request = EvalRequest(
             genome=genome_text(self.space, genes),
-            budget=Budget(epochs=self.epochs, lr=self.config.lr, schedule="cosine"),  # type: ignore[attr-defined]
+            budget=Budget(epochs=self.epochs, lr=self.config.lr, schedule="cosine"),
             parent=parent,
             rewrites=() if parent is None else ({"mutation": how},),
             meta={"role": "init" if index < self.population_size else "child", "index": index,
@@ -151,72 +171,48 @@ class AgingEvolution(Strategy):
 
     # ------------------------------------------------------------------ protocol
     def propose(self, ctx: SearchContext) -> list[Proposal]:
-        if ctx.wrap_up and self.cycles > self.bred:
-            self.cycles = self.bred - len(self.queue)  # stop: nothing new beyond what is in flight
-            self.queue.clear()
+        state = self.state
+        if ctx.wrap_up and self.cycles > state.bred:
+            state.stopped_at = state.bred - len(state.queue)  # stop: nothing new beyond what is in flight
+            state.queue.clear()
         out: list[Proposal] = []
-        first = self.bred - len(self.queue)
-        while self.queue and len(out) < max(1, ctx.slots):
-            genes, parent, how = self.queue.pop(0)
-            out.append(self._request(first + len(out), genes, parent, how))
-        if self.observed >= self.cycles and not self.final_issued:
-            self.final_issued = True
-            if self.best is None:
-                self.finished = True
+        first = state.bred - len(state.queue)
+        while state.queue and len(out) < max(1, ctx.slots):
+            bred = state.queue.pop(0)
+            out.append(self._request(first + len(out), bred.genes, bred.parent, bred.how))
+        if state.observed >= self.cycles and not state.final_issued:
+            state.final_issued = True
+            if state.best is None:
+                state.finished = True
             else:
-                out.append(final_proposal(self.best, self.final_epochs, self.config.lr))  # type: ignore[attr-defined]
+                out.append(final_proposal(state.best, self.final_epochs, self.config.lr))
         return out
 
     def observe(self, result: EvalResult) -> None:
+        state = self.state
         if result.request.meta.get("role") == "final":
-            self.final_id = result.id if result.ok else None
-            self.finished = True
+            state.final_id = result.id if result.ok else None
+            state.finished = True
             return
         index = int(result.request.meta["index"])
-        self.observed += 1
+        state.observed += 1
         if result.ok:
             member = Member.from_result(result, result.request.meta["genes"])
-            self.population.append(member)
-            if len(self.population) > self.population_size:
-                self.population.popleft()  # aging: the oldest dies, however good it is
-            self.best = better(self.best, member)
+            state.population.append(member)
+            if len(state.population) > self.population_size:
+                state.population.pop(0)  # aging: the oldest dies, however good it is
+            state.best = better(state.best, member)
         # breed every child whose turn comes after this observation (see the module docstring)
-        while self.bred < self.cycles and max(self.population_size - 1, self.bred - self.width) <= index:
-            self._breed_child()
+        while state.bred < self.cycles and max(self.population_size - 1, state.bred - self.width) <= index:
+            self._breed_child(state)
 
     def planned(self) -> int:
         """C candidates (initial population included) and the final training."""
         return self.cycles + 1
 
     def done(self) -> bool:
-        return self.finished
+        return self.state.finished
 
     def result_candidate(self) -> int | None:
-        return self.final_id if self.final_id is not None else (self.best.id if self.best else None)
-
-    # ------------------------------------------------------------------ state
-    def state(self) -> dict[str, JSON]:
-        return {
-            "rng": rng_state(self.rng),
-            "cycles": self.cycles,
-            "population": [m.model_dump() for m in self.population],
-            "best": self.best.model_dump() if self.best else None,
-            "queue": [[genes_to_json(g), p, how] for g, p, how in self.queue],
-            "bred": self.bred,
-            "observed": self.observed,
-            "final_id": self.final_id,
-            "final_issued": self.final_issued,
-            "finished": self.finished,
-        }
-
-    def load_state(self, state: dict[str, JSON]) -> None:
-        self.rng = rng_from_state(state["rng"])
-        self.cycles = state["cycles"]
-        self.population = deque(Member.model_validate(m) for m in state["population"])
-        self.best = Member.model_validate(state["best"]) if state["best"] else None
-        self.queue = [(genes_from_json(g), p, how) for g, p, how in state["queue"]]
-        self.bred = state["bred"]
-        self.observed = state["observed"]
-        self.final_id = state["final_id"]
-        self.final_issued = state["final_issued"]
-        self.finished = state["finished"]
+        state = self.state
+        return state.final_id if state.final_id is not None else (state.best.id if state.best else None)

@@ -20,7 +20,7 @@ child does not depend on how many proposals the driver asked for at once.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from genomorph.ir import DataError, GenomeError, Graph, NotApplicable, Weights, verify
@@ -34,11 +34,13 @@ from genomorph.search.core.protocol import (
     SearchContext,
     SearchSetup,
     Strategy,
+    StrategyState,
     canonical,
 )
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ._common import OTHER, Member, better, final_proposal, pick
+from ._common import Member, better, final_proposal
+from .scale import DataScale, resolve
 
 #: the vanilla start network of papers 001/002 (three conv-bn-relu blocks, max-pooling between
 #: them, global average pooling and a linear classifier); the same network as
@@ -60,32 +62,23 @@ OPERATORS: dict[str, tuple[str, ...]] = {
     "skip": ("skip-add", "skip-concat"),
 }
 
-#: defaults per dataset (see docs/strategies.md for the measurements behind them)
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "digits": {"steps": 3, "children": 6, "ops": 3, "epochs": 3, "start_epochs": 6, "final_epochs": 4,
-               "max_params": 1_000_000},
-    "mnist": {"steps": 3, "children": 4, "ops": 3, "epochs": 1, "start_epochs": 2, "final_epochs": 2,
-              "max_params": 1_000_000},
-    "fashion-mnist": {"steps": 3, "children": 4, "ops": 3, "epochs": 2, "start_epochs": 3, "final_epochs": 3,
-                      "max_params": 1_000_000},
-    OTHER: {"steps": 5, "children": 8, "ops": 5, "epochs": 5, "start_epochs": 10, "final_epochs": 20,
-            "max_params": 20_000_000},
-}  # fmt: skip
+#: the defaults on the reference data (digits), scaled to the data given by `scale.DataScale`
+REFERENCE = {"children": 6, "epochs": 3, "start_epochs": 6, "final_epochs": 4}
 
 #: draws per morphism before a child gives up growing (nothing applies, or all exceed the cap)
 DRAWS_PER_OP = 20
 
 
 class NashConfig(BaseModel):
-    """Options of ``--strategy nash`` (``None`` = the dataset's default)."""
+    """Options of ``--strategy nash`` (``None`` = scaled to the data, see `scale.DataScale`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     steps: int | None = Field(default=None, ge=0)
-    """n_steps: hill-climbing steps (``--budget``)."""
+    """n_steps: hill-climbing steps (``--budget``; default 3)."""
     children: int | None = Field(default=None, ge=1)
     """n_child: children per step (paper: 8)."""
-    ops: int | None = Field(default=None, ge=1)
+    ops: int = Field(default=3, ge=1)
     """n_op: morphisms applied to make one child (paper: 5)."""
     epochs: int | None = Field(default=None, ge=1)
     """n_epochs: training epochs of every child (``--epochs``)."""
@@ -100,7 +93,8 @@ class NashConfig(BaseModel):
     operators: tuple[str, ...] = ("deepen", "widen", "skip")
     """The operator set T, drawn uniformly (``skip`` = skip-add or skip-concat)."""
     max_params: int | None = Field(default=None, ge=0)
-    """No child grows beyond this many parameters (paper 001: 20 M); 0 = no cap."""
+    """No child grows beyond this many parameters (paper 001: 20 M); 0 = no cap; ``None``: about
+    400 per training sample, between 1 M and 20 M."""
     fit_start: bool = True
     """Set the start genome's input shape and class count from the dataset."""
 
@@ -166,125 +160,148 @@ def _fmt(shape: tuple[int, ...]) -> str:
     return "x".join(str(d) for d in shape)
 
 
-class Nash(Strategy):
-    name: ClassVar[str] = "nash"
-    Config: ClassVar[type[BaseModel]] = NashConfig
+class NashState(StrategyState):
+    phase: Literal["start", "start-issued", "steps", "final", "final-issued", "done"] = "start"
+    step: int = 0
+    """1-based index of the step whose children are in flight."""
+    issued: int = 0
+    """Children of this step proposed so far."""
+    target: int = 0
+    """Children this step will have (fewer on wrap-up)."""
+    observed: int = 0
+    """Children of this step observed."""
+    parent: Member | None = None
+    """N*, the current network."""
+    best_child: Member | None = None
+    final_id: int | None = None
+    history: list[dict[str, JSON]] = Field(default_factory=list)
+    """One line per step, for the report."""
 
-    def __init__(self, config: BaseModel, setup: SearchSetup) -> None:
+
+#: the default number of hill-climbing steps (``--budget``)
+STEPS = 3
+
+
+class Nash(Strategy[NashConfig, NashState]):
+    name: ClassVar[str] = "nash"
+
+    def __init__(self, config: NashConfig, setup: SearchSetup) -> None:
         super().__init__(config, setup)
-        cfg: NashConfig = config  # type: ignore[assignment]
-        data = setup.dataset.name
-        self.steps: int = pick("steps", cfg.steps, DEFAULTS, data, setup.budget, "--budget")
-        self.children: int = pick("children", cfg.children, DEFAULTS, data)
-        self.ops: int = pick("ops", cfg.ops, DEFAULTS, data)
-        self.epochs: int = pick("epochs", cfg.epochs, DEFAULTS, data, setup.epochs, "--epochs")
-        self.start_epochs: int = pick("start_epochs", cfg.start_epochs, DEFAULTS, data)
-        self.final_epochs: int = pick("final_epochs", cfg.final_epochs, DEFAULTS, data)
-        cap: int = pick("max_params", cfg.max_params, DEFAULTS, data)
+        scale = DataScale.of(setup.dataset)
+        self.steps = resolve("steps", config.steps, STEPS, setup.budget, "--budget")
+        self.epochs = resolve(
+            "epochs", config.epochs, scale.epochs(REFERENCE["epochs"]), setup.epochs, "--epochs"
+        )
+        self.children = resolve(
+            "children", config.children, scale.count(REFERENCE["children"], REFERENCE["epochs"], 2)
+        )
+        self.ops = config.ops
+        self.start_epochs = resolve(
+            "start_epochs", config.start_epochs, scale.epochs(REFERENCE["start_epochs"])
+        )
+        self.final_epochs = resolve(
+            "final_epochs", config.final_epochs, scale.epochs(REFERENCE["final_epochs"])
+        )
+        cap = resolve("max_params", config.max_params, scale.max_params())
         self.max_params: int | None = cap or None
-        self.start = start_genome(setup, cfg.fit_start)
-        # run state (all of it in `state()`)
-        # start -> start-issued -> steps -> final -> final-issued -> done
-        self.phase = "start"
-        self.step = 0  # 1-based index of the step whose children are in flight
-        self.issued = 0  # children of this step proposed so far
-        self.target = self.children  # children this step will have (fewer on wrap-up)
-        self.parent: Member | None = None  # N*
-        self.best_child: Member | None = None
-        self.observed = 0  # children of this step observed
-        self.final_id: int | None = None
-        self.history: list[dict[str, JSON]] = []  # one line per step, for the report
+        self.start = start_genome(setup, config.fit_start)
         self._weights: tuple[str, Weights] | None = None  # parent weights cache (not state)
+
+    def initial_state(self) -> NashState:
+        # start -> start-issued -> steps -> final -> final-issued -> done
+        return NashState(target=self.children)
 
     # ------------------------------------------------------------------ children
     def _child(self, ctx: SearchContext, index: int) -> Proposal:
         from genomorph.grammar import parse
 
-        assert self.parent is not None and self.parent.checkpoint is not None
-        if self._weights is None or self._weights[0] != self.parent.checkpoint:
-            self._weights = (self.parent.checkpoint, ctx.load_weights(self.parent.checkpoint)[0])
-        graph, weights = parse(self.parent.genome, source_name="<parent>"), self._weights[1]
-        rng = np.random.default_rng([self.setup.seed, self.step, index])
-        operators: tuple[str, ...] = self.config.operators  # type: ignore[attr-defined]
-        graph, weights, records = grow(graph, weights, rng, self.ops, operators, self.max_params)
+        state = self.state
+        assert state.parent is not None and state.parent.checkpoint is not None
+        if self._weights is None or self._weights[0] != state.parent.checkpoint:
+            self._weights = (state.parent.checkpoint, ctx.load_weights(state.parent.checkpoint)[0])
+        graph, weights = parse(state.parent.genome, source_name="<parent>"), self._weights[1]
+        rng = np.random.default_rng([self.setup.seed, state.step, index])
+        graph, weights, records = grow(graph, weights, rng, self.ops, self.config.operators, self.max_params)
         text, weights = canonical(graph, weights)
         request = EvalRequest(
             genome=text,
-            budget=Budget(epochs=self.epochs, lr=self.config.lr, schedule="cosine"),  # type: ignore[attr-defined]
-            parent=self.parent.id,
+            budget=Budget(epochs=self.epochs, lr=self.config.lr, schedule="cosine"),
+            parent=state.parent.id,
             rewrites=tuple(records),
-            meta={"role": "child", "step": self.step, "child": index},
+            meta={"role": "child", "step": state.step, "child": index},
         )
         return Proposal(request, weights=weights)
 
     def _conclude_step(self) -> None:
         """Hill climbing: move to the best child of the step (stay put if all of them failed)."""
-        assert self.parent is not None
-        moved = self.best_child is not None
-        if moved:
-            self.parent = self.best_child
-        self.history.append(
-            {"step": self.step, "children": self.target, "moved": moved, "parent": self.parent.id,
-             "objective": self.parent.objective, "params": self.parent.params}
+        state = self.state
+        assert state.parent is not None
+        moved = state.best_child is not None
+        if state.best_child is not None:
+            state.parent = state.best_child
+        state.history.append(
+            {"step": state.step, "children": state.target, "moved": moved, "parent": state.parent.id,
+             "objective": state.parent.objective, "params": state.parent.params}
         )  # fmt: skip
-        self.best_child, self.issued, self.observed = None, 0, 0
-        if self.step >= self.steps:
-            self.phase = "final"
+        state.best_child, state.issued, state.observed = None, 0, 0
+        if state.step >= self.steps:
+            state.phase = "final"
         else:
-            self.step += 1
-            self.target = self.children
+            state.step += 1
+            state.target = self.children
 
     # ------------------------------------------------------------------ protocol
     def propose(self, ctx: SearchContext) -> list[Proposal]:
+        state = self.state
         out: list[Proposal] = []
-        if self.phase == "start":
-            self.phase = "start-issued"
-            budget = Budget(epochs=self.start_epochs, lr=self.config.lr, schedule="cosine")  # type: ignore[attr-defined]
+        if state.phase == "start":
+            state.phase = "start-issued"
+            budget = Budget(epochs=self.start_epochs, lr=self.config.lr, schedule="cosine")
             out.append(Proposal(EvalRequest(genome=self.start, budget=budget, meta={"role": "start"})))
-        if self.phase == "steps" and ctx.wrap_up:
+        if state.phase == "steps" and ctx.wrap_up:
             # stop exploring: the step ends with the children in flight, then the final training
-            self.target = self.issued
-            if self.issued == 0:
-                self.phase = "final"
-            elif self.observed == self.target:
+            state.target = state.issued
+            if state.issued == 0:
+                state.phase = "final"
+            elif state.observed == state.target:
                 self._conclude_step()
-                self.phase = "final"
-        if self.phase == "steps":
-            while self.issued < self.target and len(out) < max(1, ctx.slots):
-                out.append(self._child(ctx, self.issued))
-                self.issued += 1
-        if self.phase == "final":
-            self.phase = "final-issued"
+                state.phase = "final"
+        if state.phase == "steps":
+            while state.issued < state.target and len(out) < max(1, ctx.slots):
+                out.append(self._child(ctx, state.issued))
+                state.issued += 1
+        if state.phase == "final":
+            state.phase = "final-issued"
             out.append(self._final())
         return out
 
     def _final(self) -> Proposal:
-        assert self.parent is not None
-        cfg: NashConfig = self.config  # type: ignore[assignment]
-        return final_proposal(self.parent, self.final_epochs, cfg.final_lr or cfg.lr)
+        assert self.state.parent is not None
+        return final_proposal(self.state.parent, self.final_epochs, self.config.final_lr or self.config.lr)
 
     def observe(self, result: EvalResult) -> None:
+        state = self.state
         role = result.request.meta.get("role")
         if role == "start":
             if not result.ok:
-                self.phase = "done"  # nothing to climb from; the run reports the failure
-                self.history.append({"step": 0, "failed": result.reason})
+                state.phase = "done"  # nothing to climb from; the run reports the failure
+                state.history.append({"step": 0, "failed": result.reason})
                 return
-            self.parent = Member.from_result(result)
-            self.history.append({"step": 0, "parent": result.id, "objective": self.parent.objective,
-                                 "params": self.parent.params})  # fmt: skip
-            self.phase, self.step, self.target = "steps", 1, self.children
+            state.parent = Member.from_result(result)
+            state.history.append({"step": 0, "parent": result.id, "objective": state.parent.objective,
+                                  "params": state.parent.params})  # fmt: skip
+            state.phase, state.step, state.target = "steps", 1, self.children
             if self.steps == 0:
-                self.phase = "final"
+                state.phase = "final"
             return
         if role == "final":
-            self.final_id = result.id if result.ok else None
-            self.phase = "done"
+            state.final_id = result.id if result.ok else None
+            state.phase = "done"
             return
-        self.observed += 1
+        state.observed += 1
         if result.ok:
-            self.best_child = better(self.best_child, Member.from_result(result))
-        if self.observed == self.target and self.issued == self.target:
+            state.best_child = better(state.best_child, Member.from_result(result))
+        if state.observed == state.target and state.issued == state.target:
             self._conclude_step()
 
     def planned(self) -> int:
@@ -292,31 +309,17 @@ class Nash(Strategy):
         return 1 + self.steps * self.children + 1
 
     def done(self) -> bool:
-        return self.phase == "done"
+        return self.state.phase == "done"
 
     def result_candidate(self) -> int | None:
-        if self.final_id is not None:
-            return self.final_id
-        return self.parent.id if self.parent else None
+        state = self.state
+        if state.final_id is not None:
+            return state.final_id
+        return state.parent.id if state.parent else None
 
-    # ------------------------------------------------------------------ state
-    _FIELDS: ClassVar[tuple[str, ...]] = ("steps", "phase", "step", "issued", "target", "observed",
-                                          "final_id", "history")  # fmt: skip
-
-    def state(self) -> dict[str, JSON]:
-        out: dict[str, JSON] = {name: getattr(self, name) for name in self._FIELDS}
-        out["parent"] = self.parent.model_dump() if self.parent else None
-        out["best_child"] = self.best_child.model_dump() if self.best_child else None
-        out["start"] = self.start
-        return out
-
-    def load_state(self, state: dict[str, JSON]) -> None:
-        for name in self._FIELDS:
-            setattr(self, name, state[name])
-        self.parent = Member.model_validate(state["parent"]) if state["parent"] else None
-        self.best_child = Member.model_validate(state["best_child"]) if state["best_child"] else None
-        self.start = state["start"]
-        self._weights = None
+    def summary(self) -> dict[str, JSON]:
+        """``steps``: one line per hill-climbing step (parent, objective, parameters)."""
+        return {"steps": list(self.state.history)}
 
 
 # ---------------------------------------------------------------------------------- morphisms
@@ -368,4 +371,14 @@ def _record_json(name: str, record: Any) -> JSON:
     return {"rewrite": name, "text": str(record)}
 
 
-__all__ = ["DEFAULTS", "OPERATORS", "VANILLA", "Nash", "NashConfig", "adapt_to_data", "grow", "start_genome"]
+__all__ = [
+    "OPERATORS",
+    "REFERENCE",
+    "VANILLA",
+    "Nash",
+    "NashConfig",
+    "NashState",
+    "adapt_to_data",
+    "grow",
+    "start_genome",
+]

@@ -13,6 +13,7 @@ import json
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from genomorph.ir import ArchWeights, Weights
 from genomorph.search.core.protocol import (
@@ -60,6 +61,10 @@ class Context:
     def load_weights(self, checkpoint: str) -> tuple[Weights, ArchWeights]:
         return self.checkpoints[checkpoint], {}
 
+    def read_input(self, key: str, path: str | Path) -> str | None:
+        file = Path(path)
+        return file.read_text(encoding="utf-8") if file.is_file() else None
+
 
 @dataclass
 class Run:
@@ -100,7 +105,7 @@ class Run:
         self.results.append(result)
         self.strategy.observe(result)
         # the driver stores the state after every observation: it must survive JSON
-        json.dumps(self.strategy.state())
+        json.dumps(self.strategy.dump_state())
         return True
 
     def run(self, max_steps: int = 10_000) -> Run:

@@ -116,7 +116,7 @@ def test_state_round_trip_continues_identically(cut: int) -> None:
     for _ in range(cut):
         part.step()
     resumed = nash(seed=6)
-    resumed.load_state(json.loads(json.dumps(part.strategy.state())))
+    resumed.load_state(json.loads(json.dumps(part.strategy.dump_state())))
     part.strategy = resumed
     part.run()
     assert [r.request.genome for r in part.results] == [r.request.genome for r in whole.results]
