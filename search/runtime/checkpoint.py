@@ -5,15 +5,26 @@ A checkpoint holds the IR-level weights (``Weights``: node id â†’ tensor name â†
 rewritten child can start from it. Writes go to a temporary file in the same folder, are
 flushed to disk, then renamed over the target: a reader (or a resumed run after ``kill -9``)
 sees either the old file or the complete new one, never half of one.
+
+Epoch checkpoints (`EpochCheckpoint`, ``checkpoints/cNNNNN.epoch.pt``) hold what the training
+loop needs to continue a candidate after its last finished epoch: the module's state, every
+step's optimizer/generator state, the RNG state and the history. One per running candidate;
+deleted once the candidate's final weights are written.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from genomorph.ir import ArchWeights, DataError, Weights
+from genomorph.search.core.config import Job
 from genomorph.search.core.files import atomic_write
 
 FORMAT = "genomorph-weights/1"
@@ -58,3 +69,94 @@ def load_checkpoint(path: str | Path) -> tuple[Weights, ArchWeights, str]:
 
 
 __all__ = ["FORMAT", "atomic_write", "load_checkpoint", "save_checkpoint"]
+
+
+# ============================================================================ epoch checkpoints
+EPOCH_FORMAT = "genomorph-epoch/1"
+log = logging.getLogger(__name__)
+
+
+def job_fingerprint(job: Job) -> str:
+    """What an epoch checkpoint must have been written for: this very job (id, request, seed)."""
+    return hashlib.sha256(job.model_dump_json().encode()).hexdigest()
+
+
+class EpochCheckpoint:
+    """The per-epoch checkpoint of one running candidate (`loop.EpochFile` on disk).
+
+    ``save`` snapshots are written by a background thread while the next epoch trains (the
+    loop hands over copies, so the file holds exactly the state at the end of its epoch);
+    a second ``save`` first waits for the previous write. Files are atomic and load with
+    ``weights_only=True``. A file written for another job (a different request, seed or
+    candidate) or in another format is ignored, never resumed from.
+    """
+
+    def __init__(self, path: str | Path, fingerprint: str, *, background: bool = True) -> None:
+        self.path = Path(path)
+        self.fingerprint = fingerprint
+        self.background = background
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._loaded: dict[str, Any] | None = None
+        self._read = False
+        self.writes = 0
+        self.write_s = 0.0
+        """Seconds spent writing, summed (in the background thread when ``background``)."""
+
+    def load(self) -> dict[str, Any] | None:
+        if self._read:
+            return self._loaded
+        self._read = True
+        if not self.path.is_file():
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as err:  # a foreign or damaged file: train from the start instead
+            log.warning("ignoring unreadable epoch checkpoint %s: %s", self.path, err)
+            return None
+        if not isinstance(state, dict) or state.get("format") != EPOCH_FORMAT:
+            log.warning("ignoring %s: not a genomorph epoch checkpoint", self.path)
+            return None
+        if state.get("fingerprint") != self.fingerprint:
+            log.warning("ignoring %s: written for another job", self.path)
+            return None
+        self._loaded = state
+        return state
+
+    def _write(self, payload: dict[str, Any]) -> None:
+        started = time.perf_counter()
+        try:
+            atomic_write(self.path, lambda handle: torch.save(payload, handle))
+        except BaseException as err:  # re-raised by wait() in the training thread
+            self._error = err
+        self.write_s += time.perf_counter() - started
+        self.writes += 1
+
+    def save(self, state: dict[str, Any]) -> None:
+        self.wait()
+        payload = {"format": EPOCH_FORMAT, "fingerprint": self.fingerprint, **state}
+        if not self.background:
+            self._write(payload)
+            self.wait()
+            return
+        self._thread = threading.Thread(
+            target=self._write, args=(payload,), name="genomorph-epoch-checkpoint"
+        )
+        self._thread.start()
+
+    def wait(self) -> None:
+        """Block until the last ``save`` is on disk; raise what it failed with."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+
+    def discard(self) -> None:
+        """The candidate finished: its epoch checkpoint is no longer needed."""
+        self.wait()
+        self.path.unlink(missing_ok=True)
+
+
+__all__ += ["EPOCH_FORMAT", "EpochCheckpoint", "job_fingerprint"]

@@ -1,7 +1,9 @@
 """The worker function every executor runs: genome text in, metrics and a checkpoint out.
 
-genome text → parse → check it fits the data → lower (+ inherited weights) → train → measure
-→ write the trained weights atomically. Whatever goes wrong inside one candidate — a genome
+genome text → parse → check it fits the data → lower (+ inherited weights) → [repair phase]
+→ train with the request's recipe (per-epoch checkpoints; resumed from one when it exists)
+→ measure (+ ``collect``: importance artifact, latency) → write the trained weights atomically
+→ delete the epoch checkpoint. Whatever goes wrong inside one candidate — a genome
 that does not parse, a shape that does not fit, a NaN loss, an exception in torch — becomes a
 ``failed`` result with the reason in words, so a search goes on past it.
 """
@@ -11,27 +13,35 @@ from __future__ import annotations
 import math
 import time
 import traceback
-from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from genomorph.grammar import parse
 from genomorph.ir import GenomorphError
 from genomorph.lower import extract_weights, lower
 from genomorph.search.core.config import Job, WorkerSpec
-from genomorph.search.core.protocol import EvalResult, Metrics
-from genomorph.search.runtime.checkpoint import load_checkpoint, save_checkpoint
+from genomorph.search.core.protocol import EvalResult, Metrics, RepairRequest
+from genomorph.search.runtime.checkpoint import (
+    EpochCheckpoint,
+    job_fingerprint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from genomorph.search.runtime.collect import collect_importance, measure_latency_ms
 from genomorph.search.runtime.data import cached_dataset, check_fits
-from genomorph.search.runtime.trainer import (
+from genomorph.search.runtime.loop import (
+    EpochCallback,
     TrainingDiverged,
     TrainReport,
     evaluate_split,
-    merge_splits,
-    resolve_device,
-    train,
+    run_epochs,
 )
-
-EpochCallback = Callable[[int, int, dict[str, float]], None]
+from genomorph.search.runtime.recipes import ArtifactWriter, build_recipe
+from genomorph.search.runtime.repair import RepairConfig, RepairStep, outputs
+from genomorph.search.runtime.steps import TrainContext
+from genomorph.search.runtime.trainer import merge_splits, resolve_device
 
 
 class _Clock:
@@ -68,14 +78,61 @@ def _describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}{where}"
 
 
+def epoch_checkpoint_path(job: Job) -> str:
+    """Where a job's per-epoch checkpoint lives: ``checkpoints/c00007.pt`` → ``checkpoints/c00007.epoch.pt``."""
+    return str(Path(job.checkpoint).with_suffix(".epoch.pt"))
+
+
+def _repair(
+    ctx: TrainContext,
+    graph_nodes: tuple[int, ...],
+    repair: RepairRequest,
+    run_dir: Path,
+    epochs: EpochCheckpoint,
+) -> dict[str, float]:
+    """The repair phase (paper 002 §3.2) in place on ``ctx.module``; returns the distances."""
+    teacher_weights, teacher_arch, _ = load_checkpoint(run_dir / repair.teacher_checkpoint)
+    teacher_graph = parse(repair.teacher_genome, source_name="repair teacher")
+    teacher = lower(teacher_graph, teacher_weights, teacher_arch).to(ctx.device).eval()
+    split = ctx.splits["train"]
+    config = RepairConfig(epochs=repair.epochs, lr=repair.lr)
+    x = split.x.to(ctx.device)
+    targets = outputs(teacher, x, config.batch_size, ctx.data.normalise)
+    del teacher
+    ctx.module.eval()
+    step = RepairStep(
+        ctx.module,
+        graph_nodes,
+        x,
+        targets,
+        config,
+        ctx.generator("repair"),
+        normalise=ctx.data.normalise,
+    )
+    before = step.best
+    repair_ctx = replace(ctx, config=ctx.config.model_copy(update={"epochs": repair.epochs}))
+    run_epochs(repair_ctx, [step], validate=False, checkpoints=epochs, phase="repair")
+    after = step.distance()
+    for p in ctx.module.parameters():  # the repair froze everything else: the training needs it back
+        p.requires_grad_(True)
+    return {"repair_distance_before": before, "repair_distance_after": after}
+
+
 def evaluate_job(spec: WorkerSpec, job: Job, on_epoch: EpochCallback | None = None) -> EvalResult:
-    """Evaluate one candidate; never raises for a candidate's own faults (only KeyboardInterrupt)."""
+    """Evaluate one candidate; never raises for a candidate's own faults (only KeyboardInterrupt).
+
+    A job whose epoch checkpoint exists (its run was killed mid-candidate) continues after the
+    last finished epoch and ends with exactly the metrics of an uninterrupted evaluation.
+    """
     if spec.threads is not None and torch.get_num_threads() != spec.threads:
         torch.set_num_threads(spec.threads)
     clock = _Clock()
     setup_s = train_s = eval_s = 0.0
     request, budget = job.request, job.request.budget
+    run_dir = Path(spec.run_dir)
+    epochs: EpochCheckpoint | None = None
     try:
+        recipe = build_recipe(request.recipe, request.recipe_options)
         data = cached_dataset(spec.data)
         graph = parse(request.genome, source_name=f"candidate {job.id}")
         check_fits(graph, data.info)
@@ -83,7 +140,7 @@ def evaluate_job(spec: WorkerSpec, job: Job, on_epoch: EpochCallback | None = No
         clock.device = device
         weights = arch = None
         if request.init_checkpoint:
-            weights, arch, _ = load_checkpoint(Path(spec.run_dir) / request.init_checkpoint)
+            weights, arch, _ = load_checkpoint(run_dir / request.init_checkpoint)
         torch.manual_seed(job.seed)  # fresh parameters are drawn from the global generator
         module = lower(graph, weights, arch).to(device)
         stats = graph.stats()
@@ -92,36 +149,56 @@ def evaluate_job(spec: WorkerSpec, job: Job, on_epoch: EpochCallback | None = No
         split = merge_splits(data.train, data.val) if final else data.train
         if final:  # the validation split is inside the training data: don't pretend to validate
             config = config.model_copy(update={"eval_every": 0})
-        aux_weights = [float(graph.op(n).weight) for n in graph.aux_outputs()]  # type: ignore[attr-defined]
-        setup_s = clock.lap()
-        report = train(
-            module,
-            data,
-            config,
+        aux_weights = tuple(float(graph.op(n).weight) for n in graph.aux_outputs())  # type: ignore[attr-defined]
+        ctx = TrainContext(
+            module=module,
+            data=data,
+            config=config,
+            device=device,
             seed=job.seed,
-            train_split=split,
+            splits=recipe.splits(data, split),
             aux_weights=aux_weights,
             train_only=budget.train_only,
-            device=device,
-            on_epoch=on_epoch,
+            schedule_offset=budget.schedule_offset,
+            schedule_epochs=budget.schedule_epochs,
         )
+        epochs = EpochCheckpoint(run_dir / epoch_checkpoint_path(job), job_fingerprint(job))
+        saved = epochs.load()
+        extra: dict[str, Any] = {}
+        setup_s = clock.lap()
+        if request.repair is not None and (saved is None or saved.get("phase") == "repair"):
+            extra.update(_repair(ctx, request.repair.nodes, request.repair, run_dir, epochs))
+        steps = recipe.steps(ctx)
+        report = run_epochs(ctx, steps, stop=budget.stop, checkpoints=epochs, carry=extra, on_epoch=on_epoch)
+        extra = dict(report.carry)  # on resume: what the repair phase measured before the kill
         clock.lap()
         train_s, eval_s = report.train_s, report.eval_s
         last = report.history[-1] if report.history else {}
         val: dict[str, float] = {}
         if not final and len(data.val):
-            # the trainer validated after the last epoch already: same weights, same numbers
+            # the loop validated after the last epoch already: same weights, same numbers
             val = {k[4:]: v for k, v in last.items() if k.startswith("val_")} or evaluate_split(
                 module, data, data.val, device, config.eval_batch_size
             )
         test = evaluate_split(module, data, data.test, device, config.eval_batch_size) if budget.test else {}
         eval_s += clock.lap()
-        metrics = _metrics(data.info.task, val, test, report, stats.params, stats.macs, final)
+        if budget.stop is not None:
+            extra.update({"stopped_early": report.stopped_early, "flatten_a": report.flatten_a})
+        extra.update(recipe.extra(ctx, steps, report))
+        files = ArtifactWriter(run_dir, job.id)
+        artifacts = recipe.artifacts(ctx, steps, report, files)
+        trained, trained_arch = extract_weights(module, graph)
+        if "latency" in request.collect:
+            extra["latency_ms"] = measure_latency_ms(module, data)
+        if "importance" in request.collect:
+            artifacts["importance"] = collect_importance(graph, trained, data, split, files)
+        metrics = _metrics(data.info.task, val, test, report, stats.params, stats.macs, final, extra)
         bad = [k for k, v in metrics.model_dump().items() if isinstance(v, float) and not math.isfinite(v)]
         if bad:
+            epochs.discard()
             return _failure(job, f"non-finite metrics: {', '.join(bad)}", setup_s, train_s, eval_s)
-        trained, trained_arch = extract_weights(module, graph)
-        save_checkpoint(Path(spec.run_dir) / job.checkpoint, trained, trained_arch, genome=request.genome)
+        save_checkpoint(run_dir / job.checkpoint, trained, trained_arch, genome=request.genome)
+        epochs.discard()  # the final weights are on disk: the epoch checkpoint has done its job
         setup_s += clock.lap()
         return EvalResult(
             id=job.id,
@@ -129,16 +206,29 @@ def evaluate_job(spec: WorkerSpec, job: Job, on_epoch: EpochCallback | None = No
             status="finished",
             metrics=metrics,
             checkpoint=job.checkpoint,
+            artifacts=artifacts,
             setup_s=setup_s,
             train_s=train_s,
             eval_s=eval_s,
         )
     except TrainingDiverged as err:
+        _forget(epochs)
         return _failure(job, str(err), setup_s, clock.lap() + train_s, eval_s)
     except GenomorphError as err:
+        _forget(epochs)
         return _failure(job, str(err), setup_s + clock.lap(), train_s, eval_s)
     except Exception as err:  # any fault of this candidate (CUDA OOM, a lowering bug, ...) fails it alone
+        _forget(epochs)
         return _failure(job, _describe(err), setup_s + clock.lap(), train_s, eval_s)
+
+
+def _forget(epochs: EpochCheckpoint | None) -> None:
+    """A failed candidate is done too: its epoch checkpoint must not outlive it."""
+    if epochs is not None:
+        try:
+            epochs.discard()
+        except Exception:  # noqa: S110 - the failure being reported matters more than this file
+            (epochs.path).unlink(missing_ok=True)
 
 
 def _metrics(
@@ -149,6 +239,7 @@ def _metrics(
     params: int,
     macs: int,
     final: bool,
+    extra: dict[str, Any] | None = None,
 ) -> Metrics:
     score = "accuracy" if task == "classification" else "r2"
     objective = test.get(score) if final else val.get(score)
@@ -168,6 +259,7 @@ def _metrics(
         macs=macs,
         epochs=len(report.history),
         history=tuple(report.history),
+        extra=extra or {},
     )
 
 
