@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "search": "genomorph.cli.search_commands:search",
     "resume": "genomorph.cli.search_commands:resume",
     "report": "genomorph.cli.search_commands:report",
+    "dashboard": "genomorph.cli.dashboard.command:dashboard",
 }
 
 EPILOG = """\b

@@ -477,6 +477,7 @@ def resume(run_dir: Path) -> None:
 Examples:
   genomorph report runs/nash
   genomorph report runs/nash --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["test_accuracy"])'
+  genomorph report runs/nash --html nash.html     # one file: plots, candidates, lineages, offline
 """,
 )
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
@@ -484,13 +485,24 @@ Examples:
     "--top", type=click.IntRange(min=1), default=10, show_default=True, help="Candidates in the table."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json instead of tables.")
-def report(run_dir: Path, top: int, as_json: bool) -> None:
+@click.option(
+    "--html",
+    "html_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the dashboard's views as one self-contained HTML file (opens offline).",
+)
+def report(run_dir: Path, top: int, as_json: bool, html_out: Path | None = None) -> None:
     """Summarise a run: best genome, scores, candidates; (re)write summary.json, best.genome, plots."""
     from genomorph.search.core.store import RunStore
     from genomorph.search.runtime.report import PLOTS, write_report
 
     store = RunStore.open(run_dir)
     summary = write_report(store)
+    if html_out is not None:
+        from .dashboard.report_html import write_html_report
+
+        write_html_report([run_dir], html_out)
+        click.echo(f"wrote {html_out}", err=True)
     if as_json:
         click.echo(summary.model_dump_json(indent=2))
         return
