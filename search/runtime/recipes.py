@@ -123,7 +123,9 @@ class Recipe(ABC):
 RECIPES: dict[str, type[Recipe]] = {}
 
 #: recipes imported on first use: name → ``"package.module:Class"``
-PLUGINS: dict[str, str] = {}
+PLUGINS: dict[str, str] = {
+    "noisy-decay": "genomorph.search.runtime.recipes_noisy:NoisyDecay",  # paper 000's fade before pruning
+}
 
 
 def register(cls: type[Recipe]) -> type[Recipe]:
