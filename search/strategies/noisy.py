@@ -1,0 +1,554 @@
+"""Noisy Heuristics NAS (paper 000, Figure 3): grow and prune units, nest and remove H-ResNet layers.
+
+One network, whose weights are kept throughout, goes through iterations of
+
+    read the meta-parameter file (a broken edit keeps the last good values)
+    growth:  P new units over the hidden layers, 70 % placed ∝ the moving average of each
+             layer's ΔN = P_i − M_i, the rest uniformly (zero outgoing weights: function kept)
+    train:   until the loss curve flattens (fit y = exp(a x)(1 − x), stop at a < −5) or max_epochs;
+             the worker measures A and B per unit (``collect=("importance",)``)
+    shrink:  the M least important units (I = A·(1 − B^33)) have their outgoing weights decayed
+             to zero over ``decay_steps`` steps while everything else fine-tunes (recipe
+             ``noisy-decay``), then they are removed
+    layers:  a residual layer left with ≤ 1 unit is removed (``hres-shrink``); one with linear inner
+             layers and H > (I·O²)^(1/3) nests them (``hres-grow``)
+    save:    the rewritten network, its weights, metrics and meta-parameters (an evaluation
+             without training: ``role = "save"``)
+
+Each phase is one candidate of the run (``role`` = ``train``, ``shrink``, ``save``), so the store
+holds every iteration and a killed run resumes where it stopped. The answer is the saved
+network with the best validation score (fewer parameters on ties), evaluated on the test split.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+from genomorph.ir import Graph, Weights
+from genomorph.search.core.protocol import (
+    JSON,
+    Budget,
+    EvalRequest,
+    EvalResult,
+    FlattenStop,
+    Proposal,
+    SearchContext,
+    SearchSetup,
+    Strategy,
+    StrategyState,
+)
+from genomorph.search.core.state import Rng, seeded
+from pydantic import BaseModel, ConfigDict, Field
+
+from . import _noisy_rules as rules
+from ._noisy_meta import NoisyMeta, reload
+
+log = logging.getLogger(__name__)
+
+#: the defaults used for a dataset not in `DEFAULTS`
+OTHER = "other"
+
+#: recipe of the shrink phase's fine-tuning (``genomorph.search.runtime.recipes_noisy``)
+DECAY_RECIPE = "noisy-decay"
+#: key under which the meta-parameter file is recorded in the run store
+META_INPUT = "noisy-meta"
+#: iterations that fail in a row before the search gives up
+MAX_FAILURES = 3
+
+#: defaults per dataset, measured on the shared 2-core machine (docs/strategies.md)
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "spirals": {"iterations": 12, "neurons_to_add": 16, "lr": 0.05, "max_epochs": 60, "hidden": 8},
+    "regression2d": {"iterations": 10, "neurons_to_add": 16, "lr": 0.02, "max_epochs": 60, "hidden": 8},
+    "digits": {"iterations": 6, "neurons_to_add": 16, "lr": 0.05, "max_epochs": 30, "hidden": 16},
+    OTHER: {"iterations": 6, "neurons_to_add": 32, "lr": 0.05, "max_epochs": 10, "hidden": 32},
+}
+
+
+class NoisyConfig(BaseModel):
+    """Options of ``--strategy noisy``: the meta-parameters' starting values and the run's shape."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    meta: str | None = None
+    """The live meta-parameter file (TOML or JSON), re-read at the start of every iteration."""
+    iterations: int | None = Field(default=None, ge=1)
+    """Growth-train-shrink iterations (``--budget``)."""
+    hidden: int | None = Field(default=None, ge=1)
+    """Hidden units of the default start network's residual layer."""
+    neurons_to_add: int | None = Field(default=None, ge=0)
+    add_to_remove_ratio: float | None = Field(default=None, gt=0)
+    neurons_to_remove: int | None = Field(default=None, ge=0)
+    lr: float | None = Field(default=None, gt=0)
+    min_epochs: int | None = Field(default=None, ge=1)
+    max_epochs: int | None = Field(default=None, ge=1)
+    flatten_threshold: float | None = None
+    decay_steps: int | None = Field(default=None, ge=1)
+    layer_rule: str | None = None
+    remove_layer_at: int | None = Field(default=None, ge=0)
+    max_params: int | None = Field(default=None, ge=1)
+
+    def base_meta(self, dataset: str) -> NoisyMeta:
+        """The meta-parameters before any file: dataset defaults, then the ``--set`` values."""
+        table = DEFAULTS.get(dataset, DEFAULTS[OTHER])
+        values = {k: table[k] for k in ("neurons_to_add", "lr", "max_epochs")}
+        given = self.model_dump(exclude_none=True, exclude={"meta", "iterations", "hidden"})
+        from pydantic import ValidationError
+
+        try:
+            return NoisyMeta.model_validate({**values, **given})
+        except ValidationError as err:
+            from genomorph.ir import ConfigError
+
+            raise ConfigError(f"invalid noisy option: {err.errors()[0]['msg']}") from None
+
+
+def start_genome(setup: SearchSetup, hidden: int) -> str:
+    """The user's start genome, or one H-ResNet layer from the input to the outputs."""
+    from genomorph.grammar import parse
+
+    from .nash import start_genome as fitted
+
+    if setup.start_genome is not None:
+        return fitted(setup, True)
+    info = setup.dataset
+    outputs = info.num_outputs
+    head = f"input {'x'.join(str(d) for d in info.input_shape)}\n"
+    if len(info.input_shape) == 3:
+        head += "flatten\n"
+    text = head + f"hres(linear({outputs}), linear({hidden}), linear({outputs}, bias=false))\n"
+    from genomorph.search.core.protocol import canonical
+
+    return canonical(parse(text, source_name="<noisy start>"))[0]
+
+
+class Iteration(BaseModel):
+    """One finished iteration as the store and summary.json report it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    iteration: int
+    candidate: int
+    """The ``save`` candidate holding the rewritten network and its weights."""
+    params: int
+    depth: int
+    units: list[int]
+    layers: int
+    """Residual (H-ResNet) layers."""
+    objective: float
+    train_accuracy: float | None = None
+    val_accuracy: float | None = None
+    train_r2: float | None = None
+    val_r2: float | None = None
+    epochs: int
+    """Training epochs of this iteration (train + fine-tune)."""
+    total_epochs: int
+    stopped_early: bool = False
+    added: int
+    removed: int
+    layers_added: int
+    layers_removed: int
+    meta: dict[str, JSON]
+    genome: str
+    checkpoint: str | None = None
+
+
+class NoisyState(StrategyState):
+    phase: str = "grow"
+    """grow -> train-wait -> shrink -> shrink-wait -> save -> save-wait -> (grow | final) -> final-wait -> done"""
+    iteration: int = 0
+    genome: str = ""
+    """The current (last saved) network."""
+    checkpoint: str | None = None
+    """Its weights (None: fresh initialisation)."""
+    meta: NoisyMeta = NoisyMeta()
+    """The last good meta-parameters."""
+    meta_text: str | None = None
+    """The meta-parameter file's text they were read from."""
+    pending: dict[str, JSON] = Field(default_factory=dict)
+    """The iteration in progress: what growth added, the train and shrink candidates, the prune moves."""
+    deltas: list[dict[str, int]] = Field(default_factory=list)
+    """ΔN per hidden-layer group (keyed by its first layer's id in `genome`), per iteration."""
+    records: list[Iteration] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    """Broken meta-parameter edits, as warned."""
+    failures: int = 0
+    total_epochs: int = 0
+    final_id: int | None = None
+    rng: Rng
+
+
+class Noisy(Strategy[NoisyConfig, NoisyState]):
+    name: ClassVar[str] = "noisy"
+
+    def __init__(self, config: NoisyConfig, setup: SearchSetup) -> None:
+        super().__init__(config, setup)
+        table = DEFAULTS.get(setup.dataset.name, DEFAULTS[OTHER])
+        if setup.budget is not None and config.iterations is not None and setup.budget != config.iterations:
+            from genomorph.ir import ConfigError
+
+            raise ConfigError(
+                f"--budget {setup.budget} contradicts the strategy option iterations = {config.iterations}",
+                hint="give only one of --budget and --set iterations=...",
+            )
+        self.iterations: int = config.iterations or setup.budget or table["iterations"]
+        self.base = config.base_meta(setup.dataset.name)
+        self.start = start_genome(setup, config.hidden or table["hidden"])
+        self.classification = setup.dataset.task == "classification"
+        self._weights: tuple[str, Weights] | None = None  # weights cache (not state)
+
+    def initial_state(self) -> NoisyState:
+        return NoisyState(genome=self.start, meta=self.base, rng=seeded([self.setup.seed, 0x0E15E]))
+
+    # ------------------------------------------------------------------ meta-parameters
+    def _read_meta(self, ctx: SearchContext) -> None:
+        cfg = self.config
+        if cfg.meta is None:
+            return
+        read = getattr(ctx, "read_input", None)
+        if read is not None:
+            text = read(META_INPUT, cfg.meta)
+        else:  # an engine without recorded inputs: read the file directly (no replay on resume)
+            try:
+                with open(cfg.meta, encoding="utf-8") as handle:
+                    text = handle.read()
+            except OSError:
+                text = None
+        if text == self.state.meta_text and text is not None:
+            return
+        meta, warning = reload(text, cfg.meta, self.state.meta, self.base)
+        if warning:
+            if warning not in self.state.warnings[-1:]:
+                log.warning("iteration %d: %s", self.state.iteration, warning)
+                self.state.warnings.append(warning)
+            return
+        self.state.meta_text = text
+        changed = self.state.meta.changes(meta)
+        if changed:
+            log.info(
+                "iteration %d: meta-parameters changed: %s",
+                self.state.iteration,
+                ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items()),
+            )
+        self.state.meta = meta
+
+    # ------------------------------------------------------------------ phases
+    def _load(self, ctx: SearchContext, checkpoint: str | None) -> Weights | None:
+        if checkpoint is None:
+            return None
+        if self._weights is None or self._weights[0] != checkpoint:
+            self._weights = (checkpoint, ctx.load_weights(checkpoint)[0])
+        return self._weights[1]
+
+    def _grow(self, ctx: SearchContext) -> Proposal:
+        from genomorph.grammar import parse
+
+        self._read_meta(ctx)
+        meta = self.state.meta
+        graph = parse(self.state.genome, source_name="<noisy>")
+        weights = self._load(ctx, self.state.checkpoint)
+        found = list(rules.groups(graph))
+        averages = {g: rules.moving_average(self.state.deltas, g, meta.average_window) for g in found}
+        total = meta.neurons_to_add
+        if meta.max_params is not None and graph.stats().params >= meta.max_params:
+            total = 0
+        counts = rules.place_growth(total, found, averages, meta.guided_fraction, self.state.rng)
+        graph, weights, records = rules.grow(graph, weights, counts, self.state.rng)
+        text, weights, mapping = _canonical(graph, weights)
+        self.state.pending = {
+            "added": {str(mapping[g]): c for g, c in counts.items()},
+            "records": [rules.record_json(r) for r in records],
+            "meta": meta.model_dump(mode="json"),
+        }
+        budget = Budget(
+            epochs=meta.max_epochs,
+            lr=meta.lr,
+            schedule="constant",
+            stop=FlattenStop(threshold=meta.flatten_threshold, min_epochs=meta.min_epochs),
+        )
+        request = EvalRequest(
+            genome=text,
+            budget=budget,
+            rewrites=tuple(self.state.pending["records"]),  # type: ignore[arg-type]
+            collect=("importance",),
+            meta={"role": "train", "iteration": self.state.iteration},
+        )
+        self.state.phase = "train-wait"
+        return Proposal(request, weights=weights)
+
+    def _shrink(self, ctx: SearchContext) -> Proposal | None:
+        """The fine-tuning with decaying outgoing weights, or None when nothing is to go."""
+        from genomorph.grammar import parse
+
+        meta = NoisyMeta.model_validate(self.state.pending["meta"])
+        trained = str(self.state.pending["trained"])
+        graph = parse(str(self.state.pending["genome"]), source_name="<noisy>")
+        weights = self._load(ctx, trained)
+        assert weights is not None
+        stats = _importance(ctx, self.state.pending.get("importance"))
+        if not stats:
+            stats = rules.fallback_stats(graph, weights)
+        moves, fade = rules.plan_shrink(graph, stats, meta.removals(), meta.remove_layer_at)
+        self.state.pending["prune"] = [
+            {"node": m.node, "remove": list(m.remove or ()), "count": len(m.remove or ())} for m in moves
+        ]
+        if not fade:
+            return None
+        steps_per_epoch = max(1, math.ceil(self.setup.dataset.train_size / 64))
+        request = EvalRequest(
+            genome=str(self.state.pending["genome"]),
+            budget=Budget(
+                epochs=max(1, math.ceil(meta.decay_steps / steps_per_epoch)), lr=meta.lr, schedule="constant"
+            ),
+            parent=int(self.state.pending["train_id"]),  # type: ignore[arg-type]
+            init_checkpoint=trained,
+            recipe=DECAY_RECIPE,
+            recipe_options={
+                "outgoing": rules.outgoing_columns(graph, weights, fade),
+                "decay_steps": meta.decay_steps,
+            },
+            meta={"role": "shrink", "iteration": self.state.iteration},
+        )
+        return Proposal(request)
+
+    def _save(self, ctx: SearchContext) -> Proposal:
+        """Remove the faded units and small layers, nest large ones; evaluate the result untrained."""
+        from genomorph.grammar import parse
+        from genomorph.ir.rewrites import prune_neurons
+
+        meta = NoisyMeta.model_validate(self.state.pending["meta"])
+        graph = parse(str(self.state.pending["genome"]), source_name="<noisy>")
+        weights = self._load(ctx, str(self.state.pending["tuned"]))
+        assert weights is not None
+        moves = [
+            prune_neurons.Move(p["node"], p["count"], None, tuple(p["remove"]))
+            for p in self.state.pending["prune"]
+        ]  # type: ignore[index]
+        graph, weights, pruned = rules.prune(graph, weights, moves, self.state.rng)
+        before = len(rules.residual_groups(graph))
+        graph, weights, removed = rules.remove_layers(graph, weights, meta.remove_layer_at, self.state.rng)
+        graph, weights, nested = rules.nest_layers(graph, weights, meta.layer_rule, self.state.rng)
+        text, weights, mapping = _canonical(graph, weights)
+        # ΔN_i = P_i - M_i of every group that still exists, under its new id
+        delta: dict[str, int] = {str(k): int(v) for k, v in self.state.pending["added"].items()}  # type: ignore[union-attr]
+        for m in moves:
+            delta[str(m.node)] = delta.get(str(m.node), 0) - len(m.remove or ())
+        self.state.deltas = [_rekey(d, mapping) for d in self.state.deltas] + [_rekey(delta, mapping)]
+        records = [rules.record_json(r) for r in pruned + removed + nested]
+        self.state.pending.update(
+            {
+                "layers_removed": len(removed),
+                "layers_added": len(nested) // 2,
+                "removed": sum(len(m.remove or ()) for m in moves),
+                "layers_before": before,
+            }
+        )
+        request = EvalRequest(
+            genome=text,
+            budget=Budget(epochs=0),
+            parent=int(self.state.pending.get("tuned_id", self.state.pending["train_id"])),  # type: ignore[arg-type]
+            rewrites=tuple(records),
+            recipe=DECAY_RECIPE,
+            meta={"role": "save", "iteration": self.state.iteration},
+        )
+        self.state.pending["saved_genome"] = text
+        return Proposal(request, weights=weights)
+
+    def _final(self) -> Proposal | None:
+        best = self.best()
+        if best is None:
+            return None
+        request = EvalRequest(
+            genome=best.genome,
+            budget=Budget(epochs=0, test=True),
+            parent=best.candidate,
+            init_checkpoint=best.checkpoint,
+            recipe=DECAY_RECIPE,
+            meta={"role": "final", "iteration": best.iteration},
+        )
+        return Proposal(request)
+
+    # ------------------------------------------------------------------ protocol
+    def propose(self, ctx: SearchContext) -> list[Proposal]:
+        if self.state.phase == "grow" and (ctx.wrap_up or self.state.iteration >= self.iterations):
+            self.state.phase = "final"
+        if self.state.phase == "grow":
+            return [self._grow(ctx)]
+        if self.state.phase == "shrink":
+            proposal = self._shrink(ctx)
+            if proposal is not None:
+                self.state.phase = "shrink-wait"
+                return [proposal]
+            self.state.pending["tuned"], self.state.pending["tuned_id"] = (
+                self.state.pending["trained"],
+                self.state.pending["train_id"],
+            )
+            self.state.phase = "save"
+        if self.state.phase == "save":
+            self.state.phase = "save-wait"
+            return [self._save(ctx)]
+        if self.state.phase == "final":
+            proposal = self._final()
+            self.state.phase = "final-wait" if proposal is not None else "done"
+            return [proposal] if proposal is not None else []
+        return []
+
+    def observe(self, result: EvalResult) -> None:
+        role = result.request.meta.get("role")
+        if role == "final":
+            self.state.final_id = result.id if result.ok else None
+            self.state.phase = "done"
+            return
+        if not result.ok:
+            self._failed(result)
+            return
+        assert result.metrics is not None
+        if role == "train":
+            self.state.pending.update(
+                {
+                    "genome": result.request.genome,
+                    "trained": result.checkpoint,
+                    "train_id": result.id,
+                    "importance": result.artifacts.get("importance"),
+                    "train_epochs": result.metrics.epochs,
+                    "stopped_early": bool(result.metrics.extra.get("stopped_early", False)),
+                }
+            )
+            self.state.phase = "shrink"
+        elif role == "shrink":
+            self.state.pending.update(
+                {"tuned": result.checkpoint, "tuned_id": result.id, "tune_epochs": result.metrics.epochs}
+            )
+            self.state.phase = "save"
+        elif role == "save":
+            self._saved(result)
+
+    def _failed(self, result: EvalResult) -> None:
+        """A failed phase abandons the iteration: the next one starts from the last saved network."""
+        log.warning(
+            "iteration %d: %s candidate failed: %s",
+            self.state.iteration,
+            result.request.meta.get("role"),
+            result.reason,
+        )
+        self.state.failures += 1
+        self.state.pending = {}
+        self.state.iteration += 1
+        self.state.phase = "final" if self.state.failures >= MAX_FAILURES else "grow"
+
+    def _saved(self, result: EvalResult) -> None:
+        from genomorph.grammar import parse
+
+        m = result.metrics
+        assert m is not None
+        graph = parse(result.request.genome, source_name="<noisy>")
+        stats = graph.stats()
+        epochs = int(self.state.pending.get("train_epochs", 0)) + int(
+            self.state.pending.get("tune_epochs", 0)
+        )  # type: ignore[arg-type]
+        self.state.total_epochs += epochs
+        record = Iteration(
+            iteration=self.state.iteration,
+            candidate=result.id,
+            params=stats.params,
+            depth=stats.depth,
+            units=list(rules.units(graph).values()),
+            layers=len(rules.residual_groups(graph)),
+            objective=m.objective,
+            # the recipe measures the final weights on the training split (not a running mean)
+            train_accuracy=m.extra.get("train_accuracy_eval", m.train_accuracy)
+            if self.classification
+            else None,
+            val_accuracy=m.val_accuracy,
+            train_r2=m.extra.get("train_r2"),
+            val_r2=m.val_r2,
+            epochs=epochs,
+            total_epochs=self.state.total_epochs,
+            stopped_early=bool(self.state.pending.get("stopped_early", False)),
+            added=sum(int(v) for v in self.state.pending["added"].values()),  # type: ignore[union-attr]
+            removed=int(self.state.pending.get("removed", 0)),  # type: ignore[arg-type]
+            layers_added=int(self.state.pending.get("layers_added", 0)),  # type: ignore[arg-type]
+            layers_removed=int(self.state.pending.get("layers_removed", 0)),  # type: ignore[arg-type]
+            meta=dict(self.state.pending["meta"]),  # type: ignore[arg-type]
+            genome=result.request.genome,
+            checkpoint=result.checkpoint,
+        )
+        self.state.records.append(record)
+        log.info(
+            "iteration %d: %d params, depth %d, units %s, score %.4f",
+            self.state.iteration, record.params, record.depth, record.units, record.objective,
+        )  # fmt: skip
+        self.state.genome, self.state.checkpoint = result.request.genome, result.checkpoint
+        self.state.pending, self.state.failures = {}, 0
+        self.state.iteration += 1
+        self.state.phase = "grow"
+
+    def best(self) -> Iteration | None:
+        """The saved iteration with the best validation score; fewer parameters, then earlier, on ties."""
+        if not self.state.records:
+            return None
+        return max(self.state.records, key=lambda r: (r.objective, -r.params, -r.iteration))
+
+    def summary(self) -> dict[str, JSON]:
+        """``summary.json`` extras: the answer's training score and every iteration."""
+        best = self.best()
+        rows = [r.model_dump(mode="json", exclude={"genome"}) for r in self.state.records]
+        out: dict[str, JSON] = {
+            "train_accuracy": best.train_accuracy if best else None,
+            "train_r2": best.train_r2 if best else None,
+            "best_iteration": best.iteration if best else None,
+            "iterations": rows,
+            "meta_warnings": list(self.state.warnings),
+        }
+        return out
+
+    def planned(self) -> int:
+        return 3 * self.iterations + 1
+
+    def done(self) -> bool:
+        return self.state.phase == "done"
+
+    def result_candidate(self) -> int | None:
+        if self.state.final_id is not None:
+            return self.state.final_id
+        best = self.best()
+        return best.candidate if best else None
+
+
+# ---------------------------------------------------------------------------------- helpers
+def _canonical(graph: Graph, weights: Weights | None) -> tuple[str, Weights | None, dict[int, int]]:
+    from genomorph.ir.printer import print_genome
+    from genomorph.ir.weights import remap
+
+    relabeled, mapping = graph.relabeled()
+    return print_genome(relabeled), (remap(weights, mapping) if weights is not None else None), mapping
+
+
+def _rekey(delta: dict[str, int], mapping: dict[int, int]) -> dict[str, int]:
+    return {str(mapping[int(k)]): v for k, v in delta.items() if int(k) in mapping}
+
+
+def _importance(ctx: SearchContext, artifact: Any) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """A and B per unit from the train candidate's importance artifact ({} when there is none)."""
+    from pathlib import Path
+
+    from genomorph.ir import DataError
+    from genomorph.search.core.importance import read_importance
+
+    if not artifact:
+        return {}
+    reader = getattr(ctx, "load_artifact", None)  # an engine that hands artifacts over itself
+    if reader is not None:
+        return reader(artifact)
+    run_dir = getattr(ctx, "run_dir", None)
+    path = Path(run_dir) / str(artifact) if run_dir is not None else Path(str(artifact))
+    try:
+        return read_importance(path)[0]
+    except DataError as err:
+        log.warning("%s; ranking units by their weights instead", err)
+        return {}
+
+
+__all__ = ["DEFAULTS", "Iteration", "Noisy", "NoisyConfig", "start_genome"]
