@@ -1,0 +1,199 @@
+"""The steps of DARTS' bilevel optimisation (paper 003 Algorithm 1) on a lowered supernet.
+
+- `WeightStep`: SGD with momentum on the ordinary weights (not α), gradient clipping, a learning
+  rate set per epoch by a cosine schedule down to ``min_lr`` (as DARTS' ``CosineAnnealingLR``).
+- `ArchStep`: Adam on α. First order descends ∇α L_val(w, α). Second order descends eq. (17):
+
+      ∇α L_val(w', α) − ξ ∇²α,w L_train(w, α) ∇w' L_val(w', α),   w' = w − ξ ∇w L_train(w, α)
+
+  where the unrolled w' uses the weight optimiser's own update (momentum buffer and weight
+  decay, as the official ``_compute_unrolled_model``), and the Hessian-vector product is the
+  central difference (∇α L_train(w⁺, α) − ∇α L_train(w⁻, α)) / 2ε with w± = w ± ε ∇w' L_val and
+  ε = 0.01 / ‖∇w' L_val‖.
+
+Unlike the official code, the unrolled step never copies the model: w' and w± are written into
+the module's own parameters and w is restored from one saved copy of the weight tensors.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+Batch = tuple[Tensor, Tensor]
+LossFn = Callable[[Batch], Tensor]
+
+#: r of the official code: ε = R / ‖∇w' L_val‖
+HESSIAN_R = 0.01
+
+
+def cosine_lr(lr: float, min_lr: float, epoch: int, epochs: int) -> float:
+    """DARTS' per-epoch ``CosineAnnealingLR(T_max=epochs, eta_min=min_lr)`` value at ``epoch``."""
+    return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * epoch / max(epochs, 1)))
+
+
+def classification_loss(module: nn.Module) -> LossFn:
+    """Cross-entropy of the module's main output (auxiliary outputs are ignored in the search)."""
+
+    def loss(batch: Batch) -> Tensor:
+        out = module(batch[0])
+        if not isinstance(out, Tensor):
+            out = out[0]
+        return F.cross_entropy(out, batch[1])
+
+    return loss
+
+
+class WeightStep:
+    """One SGD step on ``params`` from the training loss of a batch."""
+
+    def __init__(
+        self,
+        params: Sequence[nn.Parameter],
+        lr: float,
+        momentum: float,
+        weight_decay: float,
+        grad_clip: float,
+    ) -> None:
+        self.params = list(params)
+        self.optimizer = torch.optim.SGD(self.params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+        self.grad_clip = grad_clip
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def step(self, loss_fn: LossFn, batch: Batch) -> Tensor:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(batch)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+        self.optimizer.step()
+        return loss.detach()
+
+    def unrolled_direction(self) -> list[Tensor | None]:
+        """The momentum part of the next update (μ·buffer), or ``None`` before the first step."""
+        group = self.optimizer.param_groups[0]
+        out: list[Tensor | None] = []
+        for p in self.params:
+            buf = self.optimizer.state.get(p, {}).get("momentum_buffer")
+            out.append(None if buf is None else buf * group["momentum"])
+        return out
+
+    def state_dict(self) -> dict:
+        return self.optimizer.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state)
+
+
+class ArchStep:
+    """One Adam step on the architecture parameters ``alphas`` from the validation loss."""
+
+    def __init__(
+        self,
+        alphas: Sequence[Tensor],
+        lr: float,
+        betas: tuple[float, float],
+        weight_decay: float,
+        order: int = 1,
+    ) -> None:
+        self.alphas = list(alphas)
+        self.optimizer = torch.optim.Adam(self.alphas, lr=lr, betas=betas, weight_decay=weight_decay)
+        self.order = order
+
+    def step(
+        self, loss_fn: LossFn, val: Batch, train: Batch | None = None, weights: WeightStep | None = None
+    ) -> Tensor:
+        """Update α; second order needs the training batch and the weight step (its lr, momentum, decay)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.order == 1:
+            loss = loss_fn(val)
+            grads = torch.autograd.grad(loss, self.alphas)
+        else:
+            assert train is not None and weights is not None, "second order needs a training batch"
+            loss, grads = unrolled_arch_grads(loss_fn, self.alphas, weights, train, val)
+        for a, g in zip(self.alphas, grads, strict=True):
+            a.grad = g
+        self.optimizer.step()
+        return loss.detach()
+
+    def state_dict(self) -> dict:
+        return self.optimizer.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state)
+
+
+def unrolled_arch_grads(
+    loss_fn: LossFn, alphas: Sequence[Tensor], weights: WeightStep, train: Batch, val: Batch
+) -> tuple[Tensor, list[Tensor]]:
+    """Eq. (17): the validation loss at w' and its approximate hypergradient with respect to α.
+
+    The module's parameters hold w on entry and on return (bit for bit: restored from a copy).
+    """
+    params = weights.params
+    group = weights.optimizer.param_groups[0]
+    xi, decay = float(group["lr"]), float(group["weight_decay"])
+    saved = [p.detach().clone() for p in params]
+    # w' = w - ξ (μ·buffer + ∇w L_train + decay·w): one step of the weight optimiser, unclipped
+    grads_w = torch.autograd.grad(loss_fn(train), params, allow_unused=True)
+    moments = weights.unrolled_direction()
+    with torch.no_grad():
+        for p, g, m in zip(params, grads_w, moments, strict=True):
+            d = (g if g is not None else torch.zeros_like(p)) + decay * p
+            if m is not None:
+                d = d + m
+            p.sub_(xi * d)
+    try:
+        val_loss = loss_fn(val)
+        grads = torch.autograd.grad(val_loss, [*alphas, *params], allow_unused=True)
+        d_alpha = [
+            g if g is not None else torch.zeros_like(a)
+            for g, a in zip(grads[: len(alphas)], alphas, strict=True)
+        ]
+        v = [
+            g if g is not None else torch.zeros_like(p)
+            for g, p in zip(grads[len(alphas) :], params, strict=True)
+        ]
+        norm = torch.sqrt(sum((t * t).sum() for t in v))  # type: ignore[arg-type]
+        eps = HESSIAN_R / max(float(norm), 1e-12)
+        hessian = _finite_difference(loss_fn, alphas, params, saved, v, eps, train)
+    finally:
+        with torch.no_grad():
+            for p, w in zip(params, saved, strict=True):
+                p.copy_(w)
+    return val_loss.detach(), [d - xi * h for d, h in zip(d_alpha, hessian, strict=True)]
+
+
+def _finite_difference(
+    loss_fn: LossFn,
+    alphas: Sequence[Tensor],
+    params: Sequence[Tensor],
+    saved: Sequence[Tensor],
+    v: Sequence[Tensor],
+    eps: float,
+    train: Batch,
+) -> list[Tensor]:
+    """(∇α L_train(w + εv) − ∇α L_train(w − εv)) / 2ε, the module's weights set in place."""
+    sides = []
+    for sign in (1.0, -1.0):
+        with torch.no_grad():
+            for p, w, d in zip(params, saved, v, strict=True):
+                p.copy_(w).add_(d, alpha=sign * eps)
+        grads = torch.autograd.grad(loss_fn(train), list(alphas), allow_unused=True)
+        sides.append(
+            [g if g is not None else torch.zeros_like(a) for g, a in zip(grads, alphas, strict=True)]
+        )
+    return [(gp - gm) / (2 * eps) for gp, gm in zip(*sides, strict=True)]
+
+
+__all__ = ["HESSIAN_R", "ArchStep", "WeightStep", "classification_loss", "cosine_lr", "unrolled_arch_grads"]

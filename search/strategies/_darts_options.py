@@ -1,0 +1,43 @@
+"""Options of the ``darts`` / ``hyperdarts`` recipes: what the strategy sends, what the worker runs.
+
+Torch-free so the strategy can build and validate them; the worker (``search/runtime/darts_recipe.py``)
+validates ``EvalRequest.recipe_options`` with the same model. Defaults are paper 003 §4.8.1 (DARTS'
+own settings) unless a dataset table in ``darts.py`` overrides them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DartsRecipeOptions(BaseModel):
+    """One supernet search: bilevel optimisation of weights (or hypernetworks) and α."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: Literal["darts", "hyperdarts"] = "darts"
+    order: Literal[1, 2] = 1
+    """DARTS: 1 = first-order (α descends ∇α L_val(w, α)); 2 = the unrolled step of eq. (17)."""
+    hypernet: Literal["linear", "mlp"] = "linear"
+    """hyperDARTS: ``linear`` (hyperDARTS-1) or ``mlp`` (hyperDARTS-2: one sigmoid hidden layer of #λ/2)."""
+    epochs: int = Field(default=50, ge=1)
+    batch_size: int = Field(default=64, ge=2)
+    lr: float = Field(default=0.025, gt=0)
+    """Weight (or hypernetwork) SGD learning rate, cosine-annealed per epoch to ``min_lr``."""
+    min_lr: float = Field(default=0.001, ge=0)
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    weight_decay: float = Field(default=3e-4, ge=0)
+    grad_clip: float = Field(default=5.0, gt=0)
+    arch_lr: float = Field(default=3e-4, gt=0)
+    arch_betas: tuple[float, float] = (0.5, 0.999)
+    arch_weight_decay: float = Field(default=1e-3, ge=0)
+    train_portion: float = Field(default=0.5, gt=0, lt=1)
+    """Share of the training split that trains the weights; the rest is α's validation data."""
+    partial_channels: int = Field(default=1, ge=1)
+    """PC-DARTS' K: only 1/K of the channels pass through each mixed op (1 = plain DARTS). Not
+    implemented yet: values above 1 are refused by the worker."""
+
+
+__all__ = ["DartsRecipeOptions"]

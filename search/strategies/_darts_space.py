@@ -1,0 +1,129 @@
+"""Supernet genomes as search spaces, on the IR alone (no torch): what belongs to which mixed op,
+and how a trained supernet becomes a discrete genome.
+
+- `candidate_nodes`: per architecture group, the nodes that compute a candidate of one of the
+  group's mixed ops and nothing else (the op chain from the mixed node back to the first value
+  something else also reads). In a DARTS cell that is every op on every edge; the stem, the
+  cells' preprocessing and the classifier are outside. hyperDARTS generates exactly these
+  weights from λ (paper 003 §5.2.1, method 1).
+- `is_darts_supernet` / `discretise`: DARTS cells are discretised by the official
+  ``genotype()`` rule (``grammar.darts.decode_genotype``); any other supernet by the argmax of
+  each mixed node's softmax over its non-``none`` candidates (`argmax_genome`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from genomorph.ir import ArchWeights, Graph, NodeId, verify
+from genomorph.ir.ops import Identity, Mixed, Zero
+
+NONE_LABELS = frozenset({"none", "zero"})
+
+
+def mixed_nodes(graph: Graph) -> list[NodeId]:
+    return [nid for nid in graph.order() if isinstance(graph.op(nid), Mixed)]
+
+
+def _chain(graph: Graph, start: NodeId) -> list[NodeId]:
+    """``start`` and the nodes before it that feed only this chain (single input, single user)."""
+    out: list[NodeId] = []
+    nid = start
+    while True:
+        if graph.kind(nid) == "input" or len(graph.user_ids(nid)) != 1:
+            return out
+        out.append(nid)
+        ins = graph.inputs(nid)
+        if len(ins) != 1:
+            return out
+        nid = ins[0]
+
+
+def candidate_nodes(graph: Graph) -> dict[str, list[NodeId]]:
+    """Group -> ids of the nodes inside that group's candidate ops (in graph order)."""
+    found: dict[str, set[NodeId]] = {}
+    for m in mixed_nodes(graph):
+        op = graph.op(m)
+        assert isinstance(op, Mixed)
+        nodes = found.setdefault(op.group, set())
+        for cand in graph.inputs(m):
+            nodes.update(_chain(graph, cand))
+    order = {nid: i for i, nid in enumerate(graph.order())}
+    return {g: sorted(ns, key=order.__getitem__) for g, ns in found.items()}
+
+
+def _softmax(row: np.ndarray) -> np.ndarray:
+    e = np.exp(row - row.max())
+    return e / e.sum()
+
+
+def _is_none(graph: Graph, cand: NodeId, label: str | None) -> bool:
+    return (label in NONE_LABELS) if label is not None else isinstance(graph.op(cand), Zero)
+
+
+def argmax_genome(graph: Graph, arch: Mapping[str, np.ndarray]) -> tuple[Graph, dict[NodeId, str]]:
+    """Every mixed node replaced by its strongest non-``none`` candidate; the others pruned.
+
+    Returns the new graph and, per former mixed node, the label (or op kind) that was kept.
+    """
+    out = graph.copy()
+    chosen: dict[NodeId, str] = {}
+    for m in mixed_nodes(graph):
+        op = graph.op(m)
+        assert isinstance(op, Mixed)
+        cands = graph.inputs(m)
+        weights = _softmax(np.asarray(arch[op.group][op.row], dtype=np.float64))
+        labels = list(op.labels) if op.labels else [None] * len(cands)
+        allowed = [i for i in range(len(cands)) if not _is_none(graph, cands[i], labels[i])] or list(
+            range(len(cands))
+        )
+        best = max(allowed, key=lambda i: (weights[i], -i))
+        chosen[m] = labels[best] or graph.kind(cands[best])
+        out.set_op(m, Identity())
+        out.set_inputs(m, [cands[best]])
+    _prune(out)
+    return verify(out), chosen
+
+
+def _prune(graph: Graph) -> None:
+    keep = [graph.output_node(), *graph.aux_outputs()]
+    alive: set[NodeId] = set()
+    todo = list(keep)
+    while todo:
+        nid = todo.pop()
+        if nid not in alive:
+            alive.add(nid)
+            todo.extend(graph.inputs(nid))
+    for nid in reversed(graph.order()):
+        if nid not in alive:
+            graph.remove(nid)
+
+
+def is_darts_supernet(graph: Graph) -> bool:
+    """A supernet whose mixed ops sit in DARTS cells (named ``c<i>_n<k>``) in groups normal/reduce."""
+    from genomorph.grammar._cells import find_cells
+
+    groups = {graph.op(m).group for m in mixed_nodes(graph)}  # type: ignore[attr-defined]
+    return bool(groups) and groups <= {"normal", "reduce"} and bool(find_cells(graph))
+
+
+def op_counts(labels: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def arch_from_lists(arch: Mapping[str, object]) -> ArchWeights:
+    return {g: np.asarray(v, dtype=np.float64) for g, v in arch.items()}
+
+
+__all__ = [
+    "argmax_genome",
+    "arch_from_lists",
+    "candidate_nodes",
+    "is_darts_supernet",
+    "mixed_nodes",
+    "op_counts",
+]
