@@ -19,6 +19,7 @@ candidates are never re-run, interrupted ones run again.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,8 +28,10 @@ from genomorph.ir import ArchWeights, ConfigError, Weights
 from genomorph.search.core.config import DataConfig, Job, TrainConfig
 from genomorph.search.core.executor import Executor, ExecutorKind
 from genomorph.search.core.protocol import EvalResult, Proposal, SearchSetup, Strategy, derive_seed
-from genomorph.search.core.store import RunStore
+from genomorph.search.core.store import InputRead, RunStore
 from pydantic import BaseModel, ConfigDict, Field
+
+logger = logging.getLogger(__name__)
 
 #: how often the driver wakes up while waiting, to check the time limit
 POLL_S = 1.0
@@ -90,6 +93,45 @@ class WeightFiles(Protocol):
     def load(self, path: Path) -> tuple[Weights, ArchWeights]: ...
 
 
+class InputLog:
+    """The reads of user-editable files (``SearchContext.read_input``) and their record.
+
+    Every read gets the next sequence number and waits in ``pending`` until the next stored
+    strategy state: the proposals made from it, or the next observation. It is written in that
+    same transaction, so the store never holds a state, or a proposal, made from a read it does
+    not record, nor a read that nothing stored came from. A resumed strategy continues from its
+    last stored state, so what it read before is replayed through that state and the candidates
+    it proposed (their requests carry what the strategy made of it); it never reads those again,
+    and its next read gets the next number. Reads a killed session made after its last stored
+    state left no trace and are simply made again.
+    """
+
+    def __init__(self, store: RunStore) -> None:
+        self.next_seq = store.read_count()
+        # relative paths are relative to where the search was started, also on resume
+        self.base = Path(str(store.get("cwd") or "."))
+        self.pending: list[InputRead] = []
+        self._store = store
+
+    def read(self, key: str, path: str | Path) -> str | None:
+        file = Path(path) if Path(path).is_absolute() else self.base / path
+        try:
+            content: str | None = file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            content = None
+        except (OSError, UnicodeDecodeError) as err:
+            logger.warning("cannot read %s (%s): %s; treated as missing", file, key, err)
+            content = None
+        self.pending.append(InputRead(self.next_seq, key, str(path), content, self._store.elapsed()))
+        self.next_seq += 1
+        return content
+
+    def take(self) -> list[InputRead]:
+        """The reads not yet stored; the caller stores them with the next strategy state."""
+        taken, self.pending = self.pending, []
+        return taken
+
+
 @dataclass
 class _Context:
     """The `SearchContext` a strategy sees during ``propose``."""
@@ -98,9 +140,13 @@ class _Context:
     slots: int
     wrap_up: bool
     files: WeightFiles
+    inputs: InputLog
 
     def load_weights(self, checkpoint: str) -> tuple[Weights, ArchWeights]:
         return self.files.load(self.run_dir / checkpoint)
+
+    def read_input(self, key: str, path: str | Path) -> str | None:
+        return self.inputs.read(key, path)
 
 
 def strategy_class(name: str) -> type[Strategy]:
@@ -163,6 +209,7 @@ class Driver:
         self.executor = executor
         self.config = config
         self.observer = observer or _Silent()
+        self.inputs = InputLog(store)
         self.inflight: dict[int, Job] = {}
         self.ready: dict[int, EvalResult] = {}
         self.next_id = store.next_id()
@@ -196,7 +243,9 @@ class Driver:
                 request = request.model_copy(update={"init_checkpoint": init})
             seed = request.seed if request.seed is not None else derive_seed(self.config.setup.seed, cid)
             jobs.append(self._job(cid, seed, request))
-        self.store.add_candidates([(j.id, j.request, j.seed) for j in jobs], self.strategy.dump_state())
+        self.store.add_candidates(
+            [(j.id, j.request, j.seed) for j in jobs], self.strategy.dump_state(), self.inputs.take()
+        )
         self.next_id += len(jobs)
         return jobs
 
@@ -206,7 +255,7 @@ class Driver:
         while self.next_to_observe in self.ready:
             result = self.ready.pop(self.next_to_observe)
             self.strategy.observe(result)
-            self.store.mark_observed(result.id, self.strategy.dump_state())
+            self.store.mark_observed(result.id, self.strategy.dump_state(), self.inputs.take())
             self.next_to_observe += 1
             self._propose()
 
@@ -221,7 +270,7 @@ class Driver:
             slots = self.executor.width - (self.next_id - self.next_to_observe)
             if slots <= 0:
                 return
-            ctx = _Context(self.store.run_dir, slots, self._wrap_up(), self.files)
+            ctx = _Context(self.store.run_dir, slots, self._wrap_up(), self.files, self.inputs)
             proposals = self.strategy.propose(ctx)
             if not proposals:
                 return
@@ -269,12 +318,15 @@ class Driver:
             self.store.set("status", "interrupted", event="interrupted")
             raise SearchInterrupted(self.store.run_dir) from None
         self.executor.close()
+        # the state as it ended (a last propose may have changed it without proposing anything)
+        self.store.set_state(self.strategy.dump_state(), self.inputs.take())
         self.store.set("result_candidate", self.strategy.result_candidate())
         self.store.set("status", "finished", event="finished")
 
 
 __all__ = [
     "Driver",
+    "InputLog",
     "RunConfig",
     "SearchInterrupted",
     "SearchObserver",

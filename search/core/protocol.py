@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import (
@@ -264,11 +265,12 @@ class SearchContext(Protocol):
     def read_input(self, key: str, path: str | Path) -> str | None:
         """The text of a file the user may edit while the run goes on (``None``: it does not exist).
 
-        ``key`` names the input (``"meta"``); ``path`` is where to read it. Every read gets the
-        next sequence number and is stored (key, path, content or "missing", time) in the same
-        transaction as the strategy state it led to, i.e. with the proposals made from it. A
-        resumed run continues from that state and never reads again what it already acted on;
-        a read the driver had recorded is replayed from the store, not read from the file.
+        ``key`` names the input (``"meta"``); ``path`` is where to read it (relative: to the
+        directory the search was started in). Every read gets the next sequence number and is
+        stored (key, path, content or missing, run time) in the same transaction as the strategy
+        state it led to, i.e. with the proposals made from it. A resumed run continues from that
+        state, so it never reads again what it already acted on: those values are replayed
+        through the stored state and requests, whatever the file holds now.
         """
         ...
 
@@ -450,6 +452,18 @@ def canonical(graph: Graph, weights: Weights | None = None) -> tuple[str, Weight
     return text, (remap(weights, mapping) if weights is not None else None)
 
 
+def canonical_ids(graph: Graph) -> dict[int, int]:
+    """Old id → id in ``parse(canonical(graph)[0])``: re-key a rewrite's ``repair`` list (or any
+    node ids of ``graph``) for the `RepairRequest` / ``Budget.train_only`` of the canonical genome."""
+    return graph.relabeled()[1]
+
+
+def canonical_nodes(graph: Graph, nodes: Iterable[int]) -> tuple[int, ...]:
+    """``nodes`` of ``graph`` as ids of its canonical genome (see `canonical_ids`), sorted."""
+    mapping = canonical_ids(graph)
+    return tuple(sorted(mapping[n] for n in nodes))
+
+
 __all__ = [
     "JSON",
     "Budget",
@@ -469,6 +483,8 @@ __all__ = [
     "StrategyState",
     "Task",
     "canonical",
+    "canonical_ids",
+    "canonical_nodes",
     "derive_seed",
     "objective_value",
     "seeded",

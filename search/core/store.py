@@ -8,6 +8,9 @@ Tables:
   records, budget, seed), status ``queued → running → finished | failed``, failure reason,
   metrics, timings, checkpoint path, and ``observed`` (the strategy has consumed the result).
 - ``strategy``: the strategy's last committed state (one row).
+- ``inputs``: every read of a user-editable file through ``SearchContext.read_input``:
+  sequence number, key, path, content (``NULL`` = the file was missing) and run time; written
+  in the same transaction as the strategy state that read led to (schema 2).
 - ``events``: started / resumed / interrupted / finished, for the report and for debugging.
 
 WAL mode lets ``genomorph report`` read while a search writes. Every change is one
@@ -33,7 +36,7 @@ from typing import Literal
 from genomorph.ir import ConfigError, DataError
 from genomorph.search.core.protocol import JSON, EvalRequest, EvalResult, Metrics
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "run.db"
 Status = Literal["queued", "running", "finished", "failed"]
 
@@ -68,7 +71,16 @@ CREATE TABLE IF NOT EXISTS strategy (id INTEGER PRIMARY KEY CHECK (id = 0), stat
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at_s REAL NOT NULL, kind TEXT NOT NULL, detail TEXT
 );
+CREATE TABLE IF NOT EXISTS inputs (
+    seq INTEGER PRIMARY KEY, key TEXT NOT NULL, path TEXT NOT NULL, content TEXT, at_s REAL NOT NULL
+);
 """
+#: what turns a database of schema version N into N + 1 (run by `RunStore.open`, in one transaction)
+_MIGRATIONS: dict[int, str] = {
+    1: """CREATE TABLE IF NOT EXISTS inputs (
+        seq INTEGER PRIMARY KEY, key TEXT NOT NULL, path TEXT NOT NULL, content TEXT, at_s REAL NOT NULL
+    )""",
+}
 
 
 @dataclass(frozen=True)
@@ -126,6 +138,19 @@ def _signals_held() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+@dataclass(frozen=True)
+class InputRead:
+    """One read of a user-editable file (``SearchContext.read_input``)."""
+
+    seq: int
+    key: str
+    path: str
+    content: str | None
+    """The file's text; ``None``: the file did not exist (or could not be read)."""
+    at_s: float
+    """Run time of the read."""
 
 
 def _dumps(value: JSON) -> str:
@@ -203,9 +228,37 @@ class RunStore:
             version = db.execute("SELECT value FROM run WHERE key = 'schema_version'").fetchone()
         except sqlite3.DatabaseError as err:
             raise DataError(f"{path} cannot be read as a run database: {err}") from None
-        if version is None or json.loads(version[0]) != SCHEMA_VERSION:
-            raise DataError(f"{path} was written by an incompatible genomorph (schema {version})")
+        found = json.loads(version[0]) if version is not None else None
+        if (
+            isinstance(found, int)
+            and found < SCHEMA_VERSION
+            and all(v in _MIGRATIONS for v in range(found, SCHEMA_VERSION))
+        ):
+            cls._migrate(db, found)
+        elif found != SCHEMA_VERSION:
+            db.close()
+            raise DataError(
+                f"{path} was written by an incompatible genomorph (run schema {found}, this one reads "
+                f"{SCHEMA_VERSION})",
+                hint="report or resume it with the genomorph version that wrote it",
+            )
         return cls(root, db)
+
+    @staticmethod
+    def _migrate(db: sqlite3.Connection, version: int) -> None:
+        """Bring an older run database up to `SCHEMA_VERSION`, all steps in one transaction."""
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for step in range(version, SCHEMA_VERSION):
+                db.execute(_MIGRATIONS[step])
+            db.execute(
+                "INSERT OR REPLACE INTO run (key, value) VALUES ('schema_version', ?)",
+                (_dumps(SCHEMA_VERSION),),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self._db.close()
@@ -265,14 +318,41 @@ class RunStore:
         row = self._db.execute("SELECT state FROM strategy WHERE id = 0").fetchone()
         return json.loads(row[0]) if row else {}
 
+    # ------------------------------------------------------------------ user-editable inputs
+    def _insert_reads(self, reads: Sequence[InputRead]) -> None:
+        self._db.executemany(
+            "INSERT INTO inputs (seq, key, path, content, at_s) VALUES (?, ?, ?, ?, ?)",
+            [(r.seq, r.key, r.path, r.content, r.at_s) for r in reads],
+        )
+
+    def reads(self, key: str | None = None) -> list[InputRead]:
+        """The recorded file reads in sequence order (of one ``key``, if given)."""
+        query = "SELECT seq, key, path, content, at_s FROM inputs"
+        args: tuple = ()
+        if key is not None:
+            query, args = query + " WHERE key = ?", (key,)
+        return [InputRead(*row) for row in self._db.execute(query + " ORDER BY seq", args)]
+
+    def read_count(self) -> int:
+        """The sequence number the next read gets."""
+        row = self._db.execute("SELECT COALESCE(MAX(seq) + 1, 0) FROM inputs").fetchone()
+        return int(row[0])
+
     # ------------------------------------------------------------------ candidates
     def next_id(self) -> int:
         row = self._db.execute("SELECT COALESCE(MAX(id) + 1, 0) FROM candidates").fetchone()
         return int(row[0])
 
-    def add_candidates(self, jobs: Sequence[tuple[int, EvalRequest, int]], state: dict[str, JSON]) -> None:
-        """Insert ``(id, request, seed)`` rows as ``queued`` and the strategy state that proposed them."""
+    def add_candidates(
+        self,
+        jobs: Sequence[tuple[int, EvalRequest, int]],
+        state: dict[str, JSON],
+        reads: Sequence[InputRead] = (),
+    ) -> None:
+        """Insert ``(id, request, seed)`` rows as ``queued``, the strategy state that proposed them
+        and the file reads that state was made from, in one transaction."""
         with self._transaction() as db:
+            self._insert_reads(reads)
             for cid, request, seed in jobs:
                 db.execute(
                     "INSERT INTO candidates (id, genome, parent, rewrites, budget, request, seed, status, created_s)"
@@ -325,10 +405,18 @@ class RunStore:
             if cursor.rowcount != 1:
                 raise RuntimeError(f"candidate {result.id} is not waiting for a result")
 
-    def mark_observed(self, cid: int, state: dict[str, JSON]) -> None:
-        """The strategy consumed candidate ``cid``'s result; store its new state with that fact."""
+    def mark_observed(self, cid: int, state: dict[str, JSON], reads: Sequence[InputRead] = ()) -> None:
+        """The strategy consumed candidate ``cid``'s result; store its new state with that fact
+        (and the file reads made since the last stored state)."""
         with self._transaction() as db:
+            self._insert_reads(reads)
             db.execute("UPDATE candidates SET observed = 1 WHERE id = ?", (cid,))
+            db.execute("UPDATE strategy SET state = ? WHERE id = 0", (_dumps(state),))
+
+    def set_state(self, state: dict[str, JSON], reads: Sequence[InputRead] = ()) -> None:
+        """Store the strategy state on its own (the driver does this when a run ends)."""
+        with self._transaction() as db:
+            self._insert_reads(reads)
             db.execute("UPDATE strategy SET state = ? WHERE id = 0", (_dumps(state),))
 
     def requeue_unfinished(self) -> list[int]:
@@ -374,4 +462,4 @@ class RunStore:
         return {status: n for status, n in rows}
 
 
-__all__ = ["DB_NAME", "SCHEMA_VERSION", "Candidate", "RunStore", "Status"]
+__all__ = ["DB_NAME", "SCHEMA_VERSION", "Candidate", "InputRead", "RunStore", "Status"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,8 @@ def start_search(config: RunConfig, run_dir: str | Path, observer: SearchObserve
     strategy = build_strategy(config)  # invalid options fail before the run directory exists
     store = RunStore.create(
         root,
-        {"config": config.model_dump(mode="json"), "host": platform.node()},
+        # cwd: relative paths of the run's inputs (SearchContext.read_input) stay valid on resume
+        {"config": config.model_dump(mode="json"), "host": platform.node(), "cwd": os.getcwd()},
         strategy.dump_state(),
     )
     return _run(store, strategy, config, observer, resumed=False)
