@@ -1,8 +1,8 @@
 """The steps of DARTS' bilevel optimisation (paper 003 Algorithm 1) on a lowered supernet.
 
-- `WeightStep`: SGD with momentum on the ordinary weights (not α), gradient clipping, a learning
+- `SGDUpdate`: SGD with momentum on the ordinary weights (not α), gradient clipping, a learning
   rate set per epoch by a cosine schedule down to ``min_lr`` (as DARTS' ``CosineAnnealingLR``).
-- `ArchStep`: Adam on α. First order descends ∇α L_val(w, α). Second order descends eq. (17):
+- `ArchUpdate`: Adam on α. First order descends ∇α L_val(w, α). Second order descends eq. (17):
 
       ∇α L_val(w', α) − ξ ∇²α,w L_train(w, α) ∇w' L_val(w', α),   w' = w − ξ ∇w L_train(w, α)
 
@@ -48,8 +48,9 @@ def classification_loss(module: nn.Module) -> LossFn:
     return loss
 
 
-class WeightStep:
-    """One SGD step on ``params`` from the training loss of a batch."""
+class SGDUpdate:
+    """One SGD update of ``params`` from the training loss of a batch (torch's SGD: its momentum
+    buffers are what the unrolled step of the second order reads)."""
 
     def __init__(
         self,
@@ -95,8 +96,8 @@ class WeightStep:
         self.optimizer.load_state_dict(state)
 
 
-class ArchStep:
-    """One Adam step on the architecture parameters ``alphas`` from the validation loss."""
+class ArchUpdate:
+    """One Adam update of the architecture parameters ``alphas`` from the validation loss."""
 
     def __init__(
         self,
@@ -111,7 +112,7 @@ class ArchStep:
         self.order = order
 
     def step(
-        self, loss_fn: LossFn, val: Batch, train: Batch | None = None, weights: WeightStep | None = None
+        self, loss_fn: LossFn, val: Batch, train: Batch | None = None, weights: SGDUpdate | None = None
     ) -> Tensor:
         """Update α; second order needs the training batch and the weight step (its lr, momentum, decay)."""
         self.optimizer.zero_grad(set_to_none=True)
@@ -134,7 +135,7 @@ class ArchStep:
 
 
 def unrolled_arch_grads(
-    loss_fn: LossFn, alphas: Sequence[Tensor], weights: WeightStep, train: Batch, val: Batch
+    loss_fn: LossFn, alphas: Sequence[Tensor], weights: SGDUpdate, train: Batch, val: Batch
 ) -> tuple[Tensor, list[Tensor]]:
     """Eq. (17): the validation loss at w' and its approximate hypergradient with respect to α.
 
@@ -196,4 +197,4 @@ def _finite_difference(
     return [(gp - gm) / (2 * eps) for gp, gm in zip(*sides, strict=True)]
 
 
-__all__ = ["HESSIAN_R", "ArchStep", "WeightStep", "classification_loss", "cosine_lr", "unrolled_arch_grads"]
+__all__ = ["HESSIAN_R", "ArchUpdate", "SGDUpdate", "classification_loss", "cosine_lr", "unrolled_arch_grads"]

@@ -14,7 +14,8 @@ weight of the mixed ops, so the architecture step descends the full dL_val/dλ: 
 gradient through the hypernetwork plus the direct one through the softmax.
 
 The supernet runs with ``torch.func.functional_call``, the generated tensors standing in for
-the cell parameters, which the weight optimiser then leaves alone.
+the cell parameters, which the weight optimiser then leaves alone (`HypernetStep` copies the
+generated values into them after each update, for validation and checkpoints).
 """
 
 from __future__ import annotations
@@ -25,8 +26,13 @@ from typing import Literal
 import torch
 from genomorph.ir import Graph
 from genomorph.lower import GenomeModule
+from genomorph.lower.functional import mixed
+from genomorph.lower.modules import ARCH
+from genomorph.search.runtime.darts_recipe import NET, DartsWeightStep
+from genomorph.search.runtime.steps import StepState, TrainContext
+from genomorph.search.strategies._darts_options import DartsRecipeOptions
 from genomorph.search.strategies._darts_space import candidate_nodes
-from torch import Tensor, nn
+from torch import Tensor, fx, nn
 from torch.func import functional_call
 
 Kind = Literal["linear", "mlp"]
@@ -50,10 +56,37 @@ class GroupHyperNet(nn.Module):
         return torch.addmv(self.bias, self.weight, h)
 
 
+def cell_modules(module: GenomeModule) -> dict[str, list[str]]:
+    """Group -> names of the submodules inside that group's candidate ops, read off the fx graph.
+
+    The same rule as the IR's `candidate_nodes`: from each candidate of a mixed call, back along
+    values that have this one reader, up to the first value something else also reads (a cell
+    state, the stem). Identity candidates emit no code and so own nothing.
+    """
+    arch = getattr(module, ARCH, None)
+    found: dict[str, list[str]] = {}
+    for node in module.graph.nodes:
+        if node.op != "call_function" or node.target is not mixed:
+            continue
+        weights = node.args[0]
+        group = arch.groups[weights.args[1]] if arch is not None else "normal"  # type: ignore[union-attr]
+        names = found.setdefault(group, [])
+        for cand in node.args[2:]:
+            current = cand
+            while isinstance(current, fx.Node) and current.op != "placeholder" and len(current.users) == 1:
+                if current.op == "call_module" and current.target not in names:
+                    names.append(str(current.target))
+                inputs = [a for a in current.all_input_nodes]
+                if len(inputs) != 1:
+                    break
+                current = inputs[0]
+    return found
+
+
 class HyperSupernet(nn.Module):
     """A lowered supernet whose cell weights come from one hypernetwork per architecture group."""
 
-    def __init__(self, module: GenomeModule, graph: Graph, kind: Kind) -> None:
+    def __init__(self, module: GenomeModule, kind: Kind) -> None:
         super().__init__()
         self.supernet = module
         params = dict(module.named_parameters())
@@ -62,8 +95,8 @@ class HyperSupernet(nn.Module):
         self.names: dict[str, list[str]] = {}
         self.shapes: dict[str, list[torch.Size]] = {}
         nets = {}
-        for group, nodes in candidate_nodes(graph).items():
-            prefixes = tuple(f"n{nid}." for nid in nodes)
+        for group, submodules in cell_modules(module).items():
+            prefixes = tuple(f"{m}." for m in submodules)
             names = [n for n in params if n.startswith(prefixes)]
             if not names or group not in alphas:
                 continue
@@ -73,18 +106,15 @@ class HyperSupernet(nn.Module):
             self.names[group] = names
             self.shapes[group] = [params[n].shape for n in names]
         self.hypernets = nn.ModuleDict(nets)
-        generated = {n for names in self.names.values() for n in names}
-        # the generated weights stay in the supernet (their shapes name the tensors) but never train
-        for name, p in params.items():
-            if name in generated:
-                p.requires_grad_(False)
+        self.generated_names = {n for names in self.names.values() for n in names}
 
     def arch_parameters(self) -> list[Tensor]:
         return self.supernet.arch_parameters()
 
     def weight_parameters(self) -> list[nn.Parameter]:
         """What the weight step trains: the hypernetworks and every weight outside the cells."""
-        return [p for p in self.parameters() if p.requires_grad]
+        outside = [p for n, p in self.supernet.named_parameters() if n not in self.generated_names]
+        return [*self.hypernets.parameters(), *outside]
 
     def generated(self) -> dict[str, Tensor]:
         alphas = dict(self.supernet.named_arch_parameters())
@@ -102,13 +132,45 @@ class HyperSupernet(nn.Module):
 
     @torch.no_grad()
     def materialise(self) -> None:
-        """Write the generated weights at the current λ into the supernet (for checkpoints, eval)."""
+        """Write the generated weights at the current λ into the supernet (validation, checkpoints)."""
         params = dict(self.supernet.named_parameters())
         for name, t in self.generated().items():
             params[name].copy_(t)
 
     def hypernet_size(self) -> int:
         return sum(p.numel() for p in self.hypernets.parameters())
+
+
+class HypernetStep(DartsWeightStep):
+    """hyperDARTS' lower level: SGD on the hypernetworks and the weights outside the cells.
+
+    Owns the hypernetworks (outside the lowered module, so their state is this step's); after
+    every update the generated weights are written into the module, so validation, the epoch
+    checkpoint and the final weights see the supernet the hypernetworks give at the current λ.
+    """
+
+    name = "hypernet"
+
+    def __init__(self, ctx: TrainContext, opts: DartsRecipeOptions) -> None:
+        self.net = HyperSupernet(ctx.module, opts.hypernet).to(ctx.device)  # type: ignore[arg-type]
+        ctx.extra[NET] = self.net
+        super().__init__(ctx, opts, self.net.weight_parameters())
+        self.net.materialise()
+
+    def step(self, epoch: int, i: int) -> None:
+        super().step(epoch, i)
+        self.net.materialise()
+
+    def hypernet_size(self) -> int:
+        return self.net.hypernet_size()
+
+    def state_dict(self) -> StepState:
+        return {**super().state_dict(), "hypernets": self.net.hypernets.state_dict()}
+
+    def load_state_dict(self, state: StepState) -> None:
+        self.net.hypernets.load_state_dict(state["hypernets"])
+        super().load_state_dict(state)
+        self.net.materialise()
 
 
 def _split(flat: Tensor, shapes: Sequence[torch.Size]) -> list[Tensor]:
@@ -144,4 +206,4 @@ def _node_params(graph: Graph, nodes: Sequence[int]) -> int:
     return total
 
 
-__all__ = ["GroupHyperNet", "HyperSupernet", "linear_hypernet_size"]
+__all__ = ["GroupHyperNet", "HyperSupernet", "HypernetStep", "cell_modules", "linear_hypernet_size"]

@@ -22,7 +22,6 @@ class DartsRecipeOptions(BaseModel):
     """DARTS: 1 = first-order (α descends ∇α L_val(w, α)); 2 = the unrolled step of eq. (17)."""
     hypernet: Literal["linear", "mlp"] = "linear"
     """hyperDARTS: ``linear`` (hyperDARTS-1) or ``mlp`` (hyperDARTS-2: one sigmoid hidden layer of #λ/2)."""
-    epochs: int = Field(default=50, ge=1)
     batch_size: int = Field(default=64, ge=2)
     lr: float = Field(default=0.025, gt=0)
     """Weight (or hypernetwork) SGD learning rate, cosine-annealed per epoch to ``min_lr``."""

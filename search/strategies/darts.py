@@ -179,9 +179,9 @@ class Darts(Strategy[DartsConfig, DartsState]):
         if self.method == "hyperdarts":
             hyper = HYPER[cfg.hypernet]
             values.update(batch_size=hyper["batch_size"], lr=hyper["lr"], arch_lr=hyper["arch_lr"])
-            if cfg.epochs is None and self.setup.epochs is None:
+            if cfg.epochs is None and self.setup.epochs is None and epochs == 50:  # Table 1: 49 at CIFAR
                 epochs = max(1, epochs + hyper["epochs_delta"])
-        values["epochs"] = epochs
+        self.epochs = epochs
         for key in ("batch_size", "lr", "arch_lr"):
             if getattr(cfg, key) is not None:
                 values[key] = getattr(cfg, key)
@@ -213,7 +213,7 @@ class Darts(Strategy[DartsConfig, DartsState]):
     def _search_proposal(self, repeat: int) -> Proposal:
         request = EvalRequest(
             genome=self.space,
-            budget=Budget(epochs=int(self.recipe_options["epochs"])),  # type: ignore[arg-type]
+            budget=Budget(epochs=self.epochs, schedule="cosine"),
             recipe=self.method,
             recipe_options=self.recipe_options,
             meta={"role": "search", "repeat": repeat},
