@@ -57,9 +57,14 @@ def _figure(data: list[dict], title: str, xaxis: dict, yaxis: dict, **layout: An
 
 # ---------------------------------------------------------------------------- Pareto-NASH
 def generations_panel(ctx: PanelContext) -> Panel | None:
-    rows = [r for r in ctx.rows if isinstance(r["meta"].get("generation"), int)]
-    if not rows:
+    if not any(isinstance(r["meta"].get("generation"), int) for r in ctx.rows):
         return None
+    # the initial front (Pareto-NASH's start networks) is generation 0
+    rows = [
+        {**r, "meta": {**r["meta"], "generation": r["meta"].get("generation", 0)}}
+        for r in ctx.rows
+        if isinstance(r["meta"].get("generation"), int) or r["meta"].get("role") == "start"
+    ]
     done = [r for r in rows if _searched(r) and r["params"]]
     data: list[dict] = [
         {
@@ -124,12 +129,28 @@ def _series(value: Any, key: str) -> tuple[list[float], list[float]] | None:
     return (xs, ys) if ys else None
 
 
-def hypervolume_panel(ctx: PanelContext) -> Panel | None:
-    for source in (ctx.summary, ctx.meta, ctx.strategy_state):
-        series = _series(source.get("hypervolume"), "hypervolume") if isinstance(source, dict) else None
+def _hypervolumes(ctx: PanelContext) -> tuple[list[float], list[float]] | None:
+    """Per generation, from summary.json (numbers, generation 1 first, with ``hypervolume_start``
+    as generation 0), the run table, or the strategy state's per-generation ``history``."""
+    for source in (ctx.summary, ctx.meta):
+        series = _series(source.get("hypervolume"), "hypervolume")
         if series:
-            break
-    else:
+            xs, ys = series
+            if not isinstance(source["hypervolume"][0], dict):
+                xs = [x + 1 for x in xs]
+                start = _number(source.get("hypervolume_start"))
+                if start is not None:
+                    xs, ys = [0.0, *xs], [start, *ys]
+            return xs, ys
+    history = ctx.strategy_state.get("history")
+    if isinstance(history, list) and any(isinstance(h, dict) and "hypervolume" in h for h in history):
+        return _series([h for h in history if isinstance(h, dict) and "hypervolume" in h], "hypervolume")
+    return None
+
+
+def hypervolume_panel(ctx: PanelContext) -> Panel | None:
+    series = _hypervolumes(ctx)
+    if not series:
         return None
     reference = next(
         (
@@ -245,6 +266,8 @@ def rungs_panel(ctx: PanelContext) -> Panel | None:
 # ---------------------------------------------------------------------------- DARTS
 def alphas_panels(ctx: PanelContext) -> list[Panel]:
     data = ctx.files("alphas.json")
+    if data is None and isinstance(ctx.summary.get("alphas_file"), str):
+        data = ctx.files(ctx.summary["alphas_file"])  # the chosen search's artifact (DARTS writes it)
     if data is None:
         return []
     parsed = parse_alphas(data)
@@ -264,10 +287,13 @@ _SCORE_WORDS = ("accuracy", "r2", "objective")
 
 
 def _iteration_records(ctx: PanelContext) -> list[dict[str, Any]]:
-    records = ctx.summary.get("iterations")
-    if isinstance(records, list) and records and all(isinstance(r, dict) for r in records):
-        return records
+    # summary.json once the run reported; while it runs, the records in the strategy's state
+    for records in (ctx.summary.get("iterations"), ctx.strategy_state.get("records")):
+        if isinstance(records, list) and records and all(isinstance(r, dict) for r in records):
+            return records
     rows = [r for r in ctx.rows if isinstance(r["meta"].get("iteration"), int) and r["status"] == "finished"]
+    if any(r["meta"].get("role") == "save" for r in rows):
+        rows = [r for r in rows if r["meta"].get("role") == "save"]
     return [
         {
             "iteration": r["meta"]["iteration"],
@@ -295,12 +321,15 @@ def iterations_panel(ctx: PanelContext) -> Panel | None:
     if not records:
         return None
     # x: the epoch the iteration ended at when recorded, else the iteration number
-    x_key = next((k for k in ("epoch", "epochs_total", "epoch_end", "iteration") if k in records[0]), None)
+    x_key = next((k for k in ("total_epochs", "epoch", "iteration") if k in records[0]), None)
     xs = [r.get(x_key, i) if x_key else i for i, r in enumerate(records)]
     keys = sorted({k for r in records for k in r} - {x_key, "iteration"})
     params = [k for k in keys if k in ("params", "macs")]
     scores = [k for k in keys if any(w in k for w in _SCORE_WORDS)]
-    rest = [k for k in keys if k not in params and k not in scores and not k.endswith("_s")]
+    # the meta-parameters in force (paper 000 Fig. 9 draws them under the curves), else other counts
+    rest = [k for k in keys if k.startswith("meta.")] or [
+        k for k in keys if k not in params and k not in scores and not k.endswith("_s")
+    ]
     data: list[dict] = []
     for k in params:
         data.append(
@@ -342,7 +371,7 @@ def iterations_panel(ctx: PanelContext) -> Panel | None:
         "xaxis": {"title": {"text": x_key or "iteration"}, "anchor": "y3"},
         "yaxis": {"title": {"text": "parameters"}, "domain": [0.68, 1.0]},
         "yaxis2": {"title": {"text": "score"}, "domain": [0.36, 0.64]},
-        "yaxis3": {"title": {"text": "meta-parameters"}, "domain": [0.0, 0.32], "type": "log"},
+        "yaxis3": {"title": {"text": "meta-parameters"}, "domain": [0.0, 0.32]},
     }
     return {
         "id": "iterations",

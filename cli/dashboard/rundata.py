@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-DB_NAME = "run.db"  # the same name as genomorph.search.core.store.DB_NAME (kept torch- and import-free)
+from genomorph.search.core.store import DB_NAME
 
 _ROW_SQL = """
 SELECT id, parent, status, reason, objective, val_accuracy, test_accuracy,

@@ -102,6 +102,17 @@ def safe_file(run: RunDir, name: str) -> tuple[Path, str] | None:
     return real, media_type
 
 
+def read_json(run: RunDir, name: str) -> Any:
+    """A JSON file inside the run (the same checks as a request), or None: absent, half-written, not JSON."""
+    found = safe_file(run, name)
+    if found is None or found[1] != SERVED_SUFFIXES[".json"]:
+        return None
+    try:
+        return json.loads(found[0].read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def pictures(run: RunDir) -> list[str]:
     """PNG plots at the top of the run directory, in name order."""
     try:
@@ -135,7 +146,7 @@ def panel_context(run: RunDir, page: dict[str, Any] | None = None) -> PanelConte
         summary=page.get("summary"),
         meta=meta,
         strategy_state=_strategy_state(run),
-        files=run.read_json_file,
+        files=lambda name: read_json(run, name),
         pictures=lambda: pictures(run),
     )
 
@@ -177,6 +188,7 @@ __all__ = [
     "panels_for",
     "pictures",
     "plotly_js_path",
+    "read_json",
     "safe_file",
     "title_of",
 ]

@@ -1,0 +1,31 @@
+"""Fixtures of the dashboard tests: one real digits search per test session, shared read-only."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+#: a NASH step with two children: 4 candidates (start, 2 children, final training), ~10 s on one core
+SEARCH = ["search", "--strategy", "nash", "--dataset", "digits", "--set", "steps=1", "--set", "children=2"]
+
+
+def genomorph(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "genomorph.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished real search on digits; tests must not write into it."""
+    out = tmp_path_factory.mktemp("dashboard") / "nash-run"
+    done = genomorph(*SEARCH, "--out", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    return out
