@@ -125,6 +125,8 @@ RECIPES: dict[str, type[Recipe]] = {}
 #: recipes imported on first use: name → ``"package.module:Class"``
 PLUGINS: dict[str, str] = {
     "noisy-decay": "genomorph.search.runtime.recipes_noisy:NoisyDecay",  # paper 000's fade before pruning
+    "darts": "genomorph.search.runtime.darts_recipe:DartsRecipe",  # paper 003 Algorithm 1
+    "hyperdarts": "genomorph.search.runtime.darts_recipe:HyperDartsRecipe",  # paper 003 Algorithm 2
 }
 
 

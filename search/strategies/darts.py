@@ -41,9 +41,9 @@ from ._darts_space import argmax_genome, is_darts_supernet, op_counts
 #: minutes on 2 CPU cores (docs/strategies.md has the measurements).
 DEFAULTS: dict[str, dict[str, Any]] = {
     "small": {"channels": 8, "cells": 5, "epochs": 10, "eval_channels": 16, "eval_cells": 6,
-              "auxiliary": False, "final_epochs": 10},
+              "auxiliary": False, "final_epochs": 10, "arch_lr_scale": 10.0},
     "cifar": {"channels": 16, "cells": 8, "epochs": 50, "eval_channels": 36, "eval_cells": 20,
-              "auxiliary": True, "final_epochs": 600},
+              "auxiliary": True, "final_epochs": 600, "arch_lr_scale": 1.0},
 }  # fmt: skip
 
 #: hyperDARTS-1 / -2 settings that differ from DARTS' (paper 003 Table 1)
@@ -176,12 +176,16 @@ class Darts(Strategy[DartsConfig, DartsState]):
         cfg = self.config
         values: dict[str, Any] = {"method": self.method, "order": cfg.order, "hypernet": cfg.hypernet}
         epochs = self.defaults["epochs"]
+        arch_lr = DartsRecipeOptions().arch_lr
         if self.method == "hyperdarts":
             hyper = HYPER[cfg.hypernet]
-            values.update(batch_size=hyper["batch_size"], lr=hyper["lr"], arch_lr=hyper["arch_lr"])
+            values.update(batch_size=hyper["batch_size"], lr=hyper["lr"])
+            arch_lr = hyper["arch_lr"]
             if cfg.epochs is None and self.setup.epochs is None and epochs == 50:  # Table 1: 49 at CIFAR
                 epochs = max(1, epochs + hyper["epochs_delta"])
         self.epochs = epochs
+        # small data gives ~100 α steps instead of CIFAR's ~20 000: a larger step lets α move at all
+        values["arch_lr"] = arch_lr * self.defaults["arch_lr_scale"]
         for key in ("batch_size", "lr", "arch_lr"):
             if getattr(cfg, key) is not None:
                 values[key] = getattr(cfg, key)
