@@ -166,6 +166,8 @@ def print_summary(summary: Summary, run_dir: Path) -> None:
     for key, value in rows:
         table.add_row(key, value)
     console.print(table)
+    if summary.front:
+        console.print(front_table(summary))
     if summary.best_genome:
         console.print("best genome (best.genome):")
         console.print(summary.best_genome.rstrip("\n"), markup=False, soft_wrap=True)
@@ -198,3 +200,32 @@ def candidate_table(candidates: list[Any], top: int, classification: bool) -> An
             f"{c.train_s or 0:.1f}",
         )
     return table
+
+
+def front_table(summary: Summary) -> Any:
+    """The front of a multi-result search: one row per member, one column per objective."""
+    from rich.table import Table
+
+    front = summary.front or []
+    names: list[str] = []
+    for entry in front:
+        names.extend(n for n in entry.objectives if n not in names)
+    table = Table(title=f"front: {len(front)} candidates (every objective minimised)", header_style="bold")
+    table.add_column("candidate", justify="right")
+    for name in names:
+        table.add_column(name, justify="right")
+    table.add_column("genome file")
+    for entry in front:
+        values = [_objective(name, entry.objectives.get(name)) for name in names]
+        table.add_row(str(entry.candidate), *values, entry.genome_file)
+    return table
+
+
+def _objective(name: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    if name in ("params", "macs"):
+        return f"{int(value):,}"
+    if name == "val_error":
+        return f"{100 * value:.2f} %"
+    return f"{value:.4g}"

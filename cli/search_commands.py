@@ -511,7 +511,7 @@ def report(run_dir: Path, top: int, as_json: bool, html_out: Path | None = None)
     console = Console(width=None if sys.stdout.isatty() else 120, highlight=False)
     console.print(candidate_table(store.candidates(), top, summary.task == "classification"))
     print_summary(summary, run_dir)
-    console.print("plots: " + ", ".join(str(run_dir / p) for p in PLOTS))
+    console.print("plots: " + ", ".join(str(run_dir / p) for p in summary.plots or PLOTS))
 
 
 __all__ = ["report", "resume", "search", "train"]

@@ -409,8 +409,9 @@ class Strategy(ABC, Generic[ConfigT, StateT]):
 
     def summary(self) -> dict[str, JSON]:
         """Extra top-level keys of ``summary.json`` (e.g. ``hypervolume`` per generation, α per
-        epoch, ``iterations``); JSON values. A key the engine already writes is refused.
-        Called, like `front`, on a strategy restored from the store."""
+        epoch, ``iterations``); JSON values. A key the report writes itself (``test_accuracy``,
+        ``params``, ...) is used only where the report has no value (``null``); otherwise the
+        report's value stays. Called, like `front`, on a strategy restored from the store."""
         return {}
 
 

@@ -5,7 +5,14 @@
 - ``best.genome``: the answer's genome text;
 - ``accuracy_vs_params.png``: validation score against parameters for every finished candidate,
   the Pareto front (fewer parameters, higher score) and the best marked;
-- ``progress.png``: every candidate's score over run time and the best so far.
+- ``progress.png``: every candidate's score over run time and the best so far;
+- for a multi-result search (``Strategy.front()``): ``front.json``, ``front/cNNNNN.genome``,
+  ``front.png`` and a ``front`` list in ``summary.json`` (`report_front`);
+- the strategy's own keys in ``summary.json`` (``Strategy.summary()``) and its own plots,
+  registered per strategy name with `register_plot`.
+
+The strategy hooks are called on a strategy rebuilt from the run's stored config and state
+(`restore_strategy`), so a report of an interrupted or finished run sees what the run saw.
 
 The answer is the candidate the strategy named (``result_candidate``, e.g. the winner after its
 final training), or else the finished candidate with the best validation objective. When the
@@ -15,20 +22,36 @@ training; the test split is never used to choose anything).
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
+import logging
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from genomorph.ir import GenomorphError
 from genomorph.search.core.files import atomic_write
+from genomorph.search.core.protocol import JSON, Strategy
 from genomorph.search.core.store import Candidate, RunStore
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
+from .report_front import FRONT_PLOT, FrontEntry, plot_front, write_front
+
+logger = logging.getLogger(__name__)
+
+#: the plots every run gets
 PLOTS = ("accuracy_vs_params.png", "progress.png")
 
 
 class Summary(BaseModel):
+    """What ``summary.json`` holds. A strategy's own keys (``Strategy.summary()``) come on top
+    level beside these (extra fields)."""
+
+    model_config = ConfigDict(extra="allow")
+
     strategy: str
     dataset: str
     task: str
@@ -53,6 +76,10 @@ class Summary(BaseModel):
     setup_s: float
     executor: str
     workers: int
+    front: list[FrontEntry] | None = None
+    """A multi-result search's front (``Strategy.front()``): candidate, objectives, genome file."""
+    plots: list[str] = []
+    """The PNG files of this report, relative to the run directory."""
 
 
 def _searched(c: Candidate) -> bool:
@@ -172,11 +199,11 @@ def prewarm() -> threading.Thread:
     return thread
 
 
-def _figure() -> Any:
+def _figure(width: float = 7, height: float = 4.5) -> Any:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(7, 4.5), dpi=110, layout="constrained")
+    figure = Figure(figsize=(width, height), dpi=110, layout="constrained")
     FigureCanvasAgg(figure)  # the Agg canvas: no display, no pyplot global state
     return figure
 
@@ -244,17 +271,155 @@ def plot_progress(summary: Summary, candidates: list[Candidate], path: Path) -> 
     _save(figure, path)
 
 
+# --------------------------------------------------------------------------- strategy hooks
+@dataclass(frozen=True)
+class ReportContext:
+    """What a per-strategy plot function gets."""
+
+    store: RunStore
+    summary: Summary
+    candidates: list[Candidate]
+    best: Candidate | None
+    strategy: Strategy
+    """The strategy rebuilt from the run's stored config and state."""
+
+    @property
+    def run_dir(self) -> Path:
+        return self.store.run_dir
+
+
+#: a per-strategy plot: draws from the report context, returns the files it wrote (relative names)
+PlotFunction = Callable[[ReportContext], list[str]]
+_PLOTTERS: dict[str, list[PlotFunction]] = {}
+#: modules that register the plots of built-in strategies, imported when a run of theirs is reported
+#: (strategy name -> module); a plug-in strategy registers its plots when its own module is imported
+PLOT_MODULES: dict[str, str] = {
+    "darts": "genomorph.search.runtime.darts_report",
+    "hyperdarts": "genomorph.search.runtime.darts_report",
+}
+
+
+def register_plot(strategy: str) -> Callable[[PlotFunction], PlotFunction]:
+    """Decorator: ``function(context) -> [file names]`` draws extra plots for runs of ``strategy``.
+
+    ```python
+    @register_plot("pareto-nash")
+    def plot_hypervolume(context: ReportContext) -> list[str]:
+        figure = new_figure()
+        ...
+        save_figure(figure, context.run_dir / "hypervolume.png")
+        return ["hypervolume.png"]
+    ```
+
+    Put the function in a torch-free-at-import module of ``search/runtime`` and name that module
+    in `PLOT_MODULES`; a failing plot is logged and skipped, never fails the report.
+    """
+
+    def register(function: PlotFunction) -> PlotFunction:
+        if function not in _PLOTTERS.setdefault(strategy, []):
+            _PLOTTERS[strategy].append(function)
+        return function
+
+    return register
+
+
+def plotters(strategy: Strategy) -> list[PlotFunction]:
+    """The plot functions registered for a strategy (by its name), importing their module."""
+    module = PLOT_MODULES.get(strategy.name)
+    if module is not None:
+        importlib.import_module(module)
+    return list(_PLOTTERS.get(strategy.name, []))
+
+
+def restore_strategy(store: RunStore) -> Strategy | None:
+    """The run's strategy rebuilt from its stored config and state; ``None`` (logged) if it cannot be."""
+    from genomorph.search.core.driver import RunConfig, build_strategy
+
+    try:
+        strategy = build_strategy(RunConfig.model_validate(store.get("config")))
+        strategy.load_state(store.strategy_state())
+    except (GenomorphError, ValueError) as err:
+        logger.warning("the report cannot rebuild the run's strategy, so it has no strategy views: %s", err)
+        return None
+    return strategy
+
+
+def _strategy_keys(strategy: Strategy, summary: Summary) -> dict[str, JSON]:
+    """``Strategy.summary()`` without the keys the engine already filled: its values win."""
+    extra = strategy.summary()
+    json.dumps(extra)  # a TypeError here names the value that is not JSON
+    standard = summary.model_dump()
+    kept = {}
+    for key, value in extra.items():
+        if key in Summary.model_fields and standard.get(key) is not None:
+            if standard[key] != value:
+                logger.warning(
+                    "summary key %s of strategy %s ignored: the report's value wins", key, strategy.name
+                )
+            continue
+        kept[key] = value
+    return kept
+
+
+def new_figure(width: float = 7, height: float = 4.5) -> Any:
+    """A matplotlib figure on the Agg canvas (no display, no pyplot state), for report plots."""
+    return _figure(width, height)
+
+
+def save_figure(figure: Any, path: Path) -> None:
+    """Write a figure as PNG atomically."""
+    _save(figure, path)
+
+
 def write_report(store: RunStore, *, measure_test: bool = True) -> Summary:
-    """Write summary.json, best.genome and the plots into the run directory; return the summary."""
+    """Write summary.json, best.genome, the plots and (for multi-result runs) the front into the
+    run directory; return the summary."""
     summary, candidates, best = summarize(store, measure_test=measure_test)
     root = store.run_dir
-    text = json.dumps(summary.model_dump(), indent=2) + "\n"
-    atomic_write(root / "summary.json", lambda handle: handle.write(text.encode()))
+    strategy = restore_strategy(store)
+    plots = list(PLOTS)
+    updates: dict[str, Any] = {}
+    front = strategy.front() if strategy is not None else None
+    if front is not None:
+        updates["front"] = write_front(root, front, candidates)
+        figure = new_figure(max(7.0, 5.0 * max(1, len(front.objectives) - 1)), 4.5)
+        plot_front(figure, front, candidates, f"{summary.strategy} on {summary.dataset}: front")
+        save_figure(figure, root / FRONT_PLOT)
+        plots.append(FRONT_PLOT)
+    extra = _strategy_keys(strategy, summary) if strategy is not None else {}
     genome = (summary.best_genome or "").rstrip("\n") + "\n" if summary.best_genome else ""
     atomic_write(root / "best.genome", lambda handle: handle.write(genome.encode()))
     plot_accuracy_vs_params(summary, candidates, best, root / PLOTS[0])
     plot_progress(summary, candidates, root / PLOTS[1])
+    if strategy is not None:
+        context = ReportContext(store, summary, candidates, best, strategy)
+        for plot in plotters(strategy):
+            try:
+                plots.extend(plot(context))
+            except Exception:  # a strategy's extra picture must not cost the user the report
+                logger.exception(
+                    "plot %s of strategy %s failed", getattr(plot, "__name__", plot), strategy.name
+                )
+    summary = Summary(**{**summary.model_dump(), **updates, "plots": plots, **extra})
+    text = json.dumps(summary.model_dump(mode="json"), indent=2) + "\n"
+    atomic_write(root / "summary.json", lambda handle: handle.write(text.encode()))
     return summary
 
 
-__all__ = ["PLOTS", "Summary", "choose_best", "pareto_front", "prewarm", "summarize", "write_report"]
+__all__ = [
+    "PLOTS",
+    "PLOT_MODULES",
+    "PlotFunction",
+    "ReportContext",
+    "Summary",
+    "choose_best",
+    "new_figure",
+    "pareto_front",
+    "plotters",
+    "prewarm",
+    "register_plot",
+    "restore_strategy",
+    "save_figure",
+    "summarize",
+    "write_report",
+]
