@@ -59,11 +59,39 @@ META_INPUT = "noisy-meta"
 MAX_FAILURES = 3
 
 #: defaults per dataset, measured on the shared 2-core machine (docs/strategies.md)
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "spirals": {"iterations": 12, "neurons_to_add": 16, "lr": 0.05, "max_epochs": 60, "hidden": 8},
-    "regression2d": {"iterations": 10, "neurons_to_add": 16, "lr": 0.02, "max_epochs": 60, "hidden": 8},
-    "digits": {"iterations": 6, "neurons_to_add": 16, "lr": 0.05, "max_epochs": 30, "hidden": 16},
-    OTHER: {"iterations": 6, "neurons_to_add": 32, "lr": 0.05, "max_epochs": 10, "hidden": 32},
+DEFAULTS: dict[str, dict[str, Any]] = {  # fmt: skip
+    "spirals": {
+        "iterations": 12,
+        "neurons_to_add": 16,
+        "lr": 0.05,
+        "max_epochs": 60,
+        "decay_steps": 200,
+        "hidden": 8,
+    },
+    "regression2d": {
+        "iterations": 10,
+        "neurons_to_add": 16,
+        "lr": 0.02,
+        "max_epochs": 60,
+        "decay_steps": 200,
+        "hidden": 8,
+    },
+    "digits": {
+        "iterations": 6,
+        "neurons_to_add": 16,
+        "lr": 0.05,
+        "max_epochs": 30,
+        "decay_steps": 100,
+        "hidden": 32,
+    },
+    OTHER: {
+        "iterations": 6,
+        "neurons_to_add": 32,
+        "lr": 0.05,
+        "max_epochs": 10,
+        "decay_steps": 200,
+        "hidden": 32,
+    },
 }
 
 
@@ -93,7 +121,7 @@ class NoisyConfig(BaseModel):
     def base_meta(self, dataset: str) -> NoisyMeta:
         """The meta-parameters before any file: dataset defaults, then the ``--set`` values."""
         table = DEFAULTS.get(dataset, DEFAULTS[OTHER])
-        values = {k: table[k] for k in ("neurons_to_add", "lr", "max_epochs")}
+        values = {k: table[k] for k in ("neurons_to_add", "lr", "max_epochs", "decay_steps")}
         given = self.model_dump(exclude_none=True, exclude={"meta", "iterations", "hidden"})
         from pydantic import ValidationError
 
@@ -105,8 +133,13 @@ class NoisyConfig(BaseModel):
             raise ConfigError(f"invalid noisy option: {err.errors()[0]['msg']}") from None
 
 
+#: the conv layers in front of the H-ResNet of the default start network for images
+IMAGE_STEM = "conv(16, 3, bias=false) bn relu\nconv(32, 3, bias=false) bn relu\nmaxpool(2)\nflatten\n"
+
+
 def start_genome(setup: SearchSetup, hidden: int) -> str:
-    """The user's start genome, or one H-ResNet layer from the input to the outputs."""
+    """The user's start genome, or one H-ResNet layer from the input to the outputs (behind a conv
+    stem for images)."""
     from genomorph.grammar import parse
 
     from .nash import start_genome as fitted
@@ -116,8 +149,8 @@ def start_genome(setup: SearchSetup, hidden: int) -> str:
     info = setup.dataset
     outputs = info.num_outputs
     head = f"input {'x'.join(str(d) for d in info.input_shape)}\n"
-    if len(info.input_shape) == 3:
-        head += "flatten\n"
+    if len(info.input_shape) == 3:  # images: a conv stem whose channels grow and shrink too
+        head += IMAGE_STEM
     text = head + f"hres(linear({outputs}), linear({hidden}), linear({outputs}, bias=false))\n"
     from genomorph.search.core.protocol import canonical
 
@@ -356,7 +389,12 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
         self.state.pending["saved_genome"] = text
         return Proposal(request, weights=weights)
 
-    def _final(self) -> Proposal | None:
+    def _final(self, ctx: SearchContext) -> Proposal | None:
+        """Evaluate the best saved network on the test split, written as a readable H-ResNet genome."""
+        from genomorph.grammar import parse
+
+        from ._noisy_print import readable_with_weights
+
         best = self.best()
         if best is None:
             return None
@@ -368,7 +406,12 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
             recipe=DECAY_RECIPE,
             meta={"role": "final", "iteration": best.iteration},
         )
-        return Proposal(request)
+        weights = self._load(ctx, best.checkpoint)
+        nested = readable_with_weights(parse(best.genome, source_name="<noisy>"), weights)
+        if nested is None:  # not a plain H-ResNet chain: keep the canonical text
+            return Proposal(request)
+        text, weights = nested
+        return Proposal(request.model_copy(update={"genome": text, "init_checkpoint": None}), weights=weights)
 
     # ------------------------------------------------------------------ protocol
     def propose(self, ctx: SearchContext) -> list[Proposal]:
@@ -390,7 +433,7 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
             self.state.phase = "save-wait"
             return [self._save(ctx)]
         if self.state.phase == "final":
-            proposal = self._final()
+            proposal = self._final(ctx)
             self.state.phase = "final-wait" if proposal is not None else "done"
             return [proposal] if proposal is not None else []
         return []
@@ -486,10 +529,16 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
         self.state.phase = "grow"
 
     def best(self) -> Iteration | None:
-        """The saved iteration with the best validation score; fewer parameters, then earlier, on ties."""
+        """The saved iteration with the best validation score; on ties the better training fit,
+        then fewer parameters, then the earlier one."""
         if not self.state.records:
             return None
-        return max(self.state.records, key=lambda r: (r.objective, -r.params, -r.iteration))
+
+        def key(r: Iteration) -> tuple[float, float, int, int]:
+            fit = r.train_accuracy if r.train_accuracy is not None else r.train_r2
+            return (r.objective, fit if fit is not None else float("-inf"), -r.params, -r.iteration)
+
+        return max(self.state.records, key=key)
 
     def summary(self) -> dict[str, JSON]:
         """``summary.json`` extras: the answer's training score and every iteration."""

@@ -1,0 +1,178 @@
+"""Noisy Heuristics NAS end to end: real training on the 2-spiral set, the live meta-parameter
+file steering capacity mid-run, the outputs, and kill -9 + resume losing nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from genomorph.grammar import parse
+from genomorph.search.core.config import DataConfig, TrainConfig
+from genomorph.search.core.driver import RunConfig
+from genomorph.search.core.store import RunStore
+from genomorph.search.runtime.report import write_report
+from genomorph.search.runtime.run import prepare_setup, start_search
+
+#: small iterations: a few epochs of training and fine-tuning each
+SMALL = {"max_epochs": 8, "min_epochs": 3, "decay_steps": 20, "neurons_to_add": 8}
+
+
+class _Silent:
+    def started(self, *args: Any) -> None: ...
+    def submitted(self, *args: Any) -> None: ...
+    def epoch(self, *args: Any) -> None: ...
+    def finished(self, result: Any) -> None: ...
+
+
+def _run(out: Path, options: dict[str, Any], observer: Any = None, dataset: str = "spirals") -> RunStore:
+    data = DataConfig(name=dataset)  # type: ignore[arg-type]
+    config = RunConfig(
+        strategy="noisy",
+        strategy_config=options,
+        setup=prepare_setup(data, seed=0),
+        data=data,
+        train=TrainConfig(),
+    )
+    return start_search(config, out, observer)
+
+
+def _roles(store: RunStore) -> list[str]:
+    return [str(c.request.meta["role"]) for c in store.candidates()]
+
+
+def test_spirals_iterations_are_stored_and_reported(tmp_path: Path) -> None:
+    store = _run(tmp_path / "run", {**SMALL, "iterations": 3})
+    roles = _roles(store)
+    assert roles.count("train") == 3 and roles.count("save") == 3 and roles[-1] == "final"
+    candidates = store.candidates()
+    assert all(c.status == "finished" for c in candidates)
+    # one network throughout: every train candidate after the first starts from saved weights
+    trains = [c for c in candidates if c.request.meta["role"] == "train"]
+    assert all(c.request.init_checkpoint for c in trains)
+    summary = write_report(store)
+    assert summary.strategy == "noisy"
+    state = store.strategy_state()
+    rows = state["records"]
+    assert [r["iteration"] for r in rows] == [0, 1, 2]
+    for row in rows:
+        assert row["params"] > 0 and row["depth"] > 0 and row["units"]
+        assert row["train_accuracy"] is not None and row["val_accuracy"] is not None
+        assert row["meta"]["neurons_to_add"] == 8 and row["added"] == 8
+    assert rows[-1]["total_epochs"] == sum(r["epochs"] for r in rows)
+    best = (tmp_path / "run" / "best.genome").read_text()
+    assert "hres(" in best  # the readable H-ResNet form
+    graph = parse(best)
+    assert graph.stats().params == summary.params  # the answer's network, as evaluated
+
+    from genomorph.search.runtime.plots_noisy import write_noisy_plots
+    from genomorph.search.runtime.report import summarize
+
+    _, _, answer = summarize(store)
+    written = write_noisy_plots(store, answer)
+    assert "decision_boundary.png" in written and "noisy_progress.png" in written
+    for name in written:
+        assert (tmp_path / "run" / name).stat().st_size > 1000
+
+
+class _Steer(_Silent):
+    """Edits the meta-parameter file when an iteration's network is saved (before the next is read)."""
+
+    def __init__(self, path: Path, edits: dict[int, str]) -> None:
+        self.path, self.edits = path, edits
+
+    def finished(self, result: Any) -> None:
+        meta = result.request.meta
+        if meta.get("role") == "save" and meta["iteration"] in self.edits:
+            self.path.write_text(self.edits[meta["iteration"]])
+
+
+def test_capacity_on_command_from_the_meta_file(tmp_path: Path) -> None:
+    """Raising neurons_to_add grows the network, a ratio below 1 shrinks it, a broken edit is
+    warned about and ignored; accuracy is reported for every iteration (paper 000 Fig. 9)."""
+    meta = tmp_path / "meta.toml"
+    meta.write_text("neurons_to_add = 4\nadd_to_remove_ratio = 2.0\n")
+    edits = {
+        0: "neurons_to_add = 32\nadd_to_remove_ratio = 4.0\n",
+        2: "neurons_to_add = 8\nadd_to_remove_ratio = 0.2\n",
+        3: "neurons_to_add = [8\n",  # broken: the last good values stay
+    }
+    options = {**SMALL, "iterations": 6, "meta": str(meta)}
+    options.pop("neurons_to_add")
+    store = _run(tmp_path / "run", options, _Steer(meta, edits))
+    state = store.strategy_state()
+    rows = state["records"]
+    assert len(rows) == 6
+    assert [r["meta"]["neurons_to_add"] for r in rows] == [4, 32, 32, 8, 8, 8]
+    assert [r["meta"]["add_to_remove_ratio"] for r in rows] == [2.0, 4.0, 4.0, 0.2, 0.2, 0.2]
+    params = [r["params"] for r in rows]
+    assert params[1] - params[0] > 0 and params[2] > params[0], params  # growing
+    assert params[5] < params[2], params  # shrinking after the ratio went below 1
+    assert all(r["removed"] > r["added"] for r in rows[3:]), rows
+    assert all(r["val_accuracy"] is not None and r["train_accuracy"] is not None for r in rows)
+    assert any("meta.toml:1:" in w and "keeping the last good" in w for w in state["warnings"]), state[
+        "warnings"
+    ]
+
+
+GENOMORPH = [sys.executable, "-m", "genomorph.cli.main"]
+
+
+def _rows(run: Path) -> list[tuple]:
+    db = sqlite3.connect(run / "run.db")
+    rows = db.execute(
+        "SELECT id, genome, parent, status, seed, metrics, checkpoint FROM candidates ORDER BY id"
+    ).fetchall()
+    db.close()
+    return rows
+
+
+def _finished(run: Path) -> int:
+    try:
+        db = sqlite3.connect(f"file:{run / 'run.db'}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(db.execute("SELECT COUNT(*) FROM candidates WHERE status = 'finished'").fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return -1
+
+
+def test_kill_and_resume_loses_nothing(tmp_path: Path) -> None:
+    sets = [f"{k}={v}" for k, v in {**SMALL, "iterations": 3}.items()]
+    command = [*GENOMORPH, "search", "--strategy", "noisy", "--dataset", "spirals", "--seed", "1"]
+    for item in sets:
+        command += ["--set", item]
+    subprocess.run([*command, "--out", str(tmp_path / "reference")], check=True, capture_output=True)
+    reference = _rows(tmp_path / "reference")
+    run = tmp_path / "killed"
+    kills = 0
+    for finished in (2, 5):  # mid-iteration: after a train candidate, after a shrink
+        process = subprocess.Popen(
+            [*command, "--out", str(run)] if kills == 0 else [*GENOMORPH, "resume", str(run)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 300
+        while _finished(run) < finished and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+            kills += 1
+        process.wait()
+        rows = [r for r in _rows(run) if r[3] == "finished"]
+        assert len({r[0] for r in rows}) == len(rows) >= finished
+    assert kills == 2
+    done = subprocess.run([*GENOMORPH, "resume", str(run)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert _rows(run) == reference
+    summary = json.loads((run / "summary.json").read_text())
+    expected = json.loads((tmp_path / "reference" / "summary.json").read_text())
+    for key in ("best_candidate", "best_genome", "test_accuracy", "params"):
+        assert summary[key] == expected[key]
