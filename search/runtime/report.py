@@ -296,6 +296,7 @@ _PLOTTERS: dict[str, list[PlotFunction]] = {}
 PLOT_MODULES: dict[str, str] = {
     "darts": "genomorph.search.runtime.darts_report",
     "hyperdarts": "genomorph.search.runtime.darts_report",
+    "noisy": "genomorph.search.runtime.plots_noisy",
 }
 
 
