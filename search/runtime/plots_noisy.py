@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from genomorph.search.runtime.report import ReportContext, register_plot
 
 META_PANELS = (
     ("neurons_to_add", "neurons to add"),
@@ -127,6 +128,11 @@ def plot_surface(genome: str, checkpoint: Path, data: Any, path: Path) -> None:
     _save(figure, path)
 
 
+@register_plot("noisy")
+def noisy_plots(context: ReportContext) -> list[str]:
+    return write_noisy_plots(context.store, context.best)
+
+
 def write_noisy_plots(store: Any, best: Any) -> list[str]:
     """Every picture above into the run directory; returns the file names written."""
     from genomorph.search.core.config import DataConfig
@@ -157,4 +163,4 @@ def write_noisy_plots(store: Any, best: Any) -> list[str]:
     return written
 
 
-__all__ = ["plot_accuracy_vs_params", "plot_progress", "plot_surface", "write_noisy_plots"]
+__all__ = ["noisy_plots", "plot_accuracy_vs_params", "plot_progress", "plot_surface", "write_noisy_plots"]
