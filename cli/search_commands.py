@@ -231,7 +231,9 @@ Examples:
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for model.pt, model.genome and metrics.json.  [default: runs/train-NAME-TIME]",
+    help="Run directory: the training is stored, checkpointed every epoch and resumed by running the "
+    "same command again (or `genomorph resume`).  [default: runs/train-NAME-TIME, a plain folder with "
+    "model.pt, model.genome and metrics.json]",
 )
 def train(source: Source, seed: int, final: bool, out: Path | None, epochs: int | None, **flags: Any) -> None:
     """Train one genome and print its validation and test metrics."""
@@ -248,9 +250,17 @@ def train(source: Source, seed: int, final: bool, out: Path | None, epochs: int 
     dataset = cached_dataset(data_config)
     check_fits(graph, dataset.info)  # before any training
     stem = source.path.stem if source.path else "stdin"
-    out = out or Path("runs") / f"train-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    out.mkdir(parents=True, exist_ok=True)
     budget = Budget(epochs=train_config.epochs, train_on="train+val" if final else "train", test=True)
+    if out is not None:  # a run of the run store: per-epoch checkpoints, resumable
+        from genomorph.search.runtime.train_run import training_run_config
+
+        from .train_run import train_in_run_dir
+
+        run_config = training_run_config(source.text, data_config, train_config, budget, seed)
+        train_in_run_dir(run_config, out, stem, "the same genomorph train command")
+        return
+    out = Path("runs") / f"train-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out.mkdir(parents=True, exist_ok=True)
     job = Job(
         id=0,
         request=EvalRequest(genome=source.text, budget=budget, seed=seed),

@@ -10,6 +10,7 @@ that does not parse, a shape that does not fit, a NaN loss, an exception in torc
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import traceback
@@ -42,6 +43,8 @@ from genomorph.search.runtime.recipes import ArtifactWriter, build_recipe
 from genomorph.search.runtime.repair import RepairConfig, RepairStep, outputs
 from genomorph.search.runtime.steps import TrainContext
 from genomorph.search.runtime.trainer import merge_splits, resolve_device
+
+log = logging.getLogger(__name__)
 
 
 class _Clock:
@@ -164,6 +167,13 @@ def evaluate_job(spec: WorkerSpec, job: Job, on_epoch: EpochCallback | None = No
         )
         epochs = EpochCheckpoint(run_dir / epoch_checkpoint_path(job), job_fingerprint(job))
         saved = epochs.load()
+        if saved is not None:
+            log.info(
+                "candidate %d continues after epoch %d of its %s phase (epoch checkpoint)",
+                job.id,
+                int(saved["epoch"]),
+                saved.get("phase"),
+            )
         extra: dict[str, Any] = {}
         setup_s = clock.lap()
         if request.repair is not None and (saved is None or saved.get("phase") == "repair"):

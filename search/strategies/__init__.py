@@ -21,6 +21,7 @@ from .successive_halving import (
     SuccessiveHalvingRestarts,
     SuccessiveHalvingSeparable,
 )
+from .train_once import TrainOnce
 
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls
@@ -35,6 +36,7 @@ STRATEGIES: dict[str, type[Strategy]] = {
         SuccessiveHalvingRestarts,
         SuccessiveHalvingSeparable,
         ParetoNash,
+        TrainOnce,
     )
 }
 
