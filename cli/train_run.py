@@ -52,8 +52,12 @@ def train_in_run_dir(config: Any, run_dir: Path, label: str, command: str) -> No
         with epoch_progress(console, label) as on_epoch:
             store = run_training(config, run_dir, _EpochObserver(on_epoch))
     except SearchInterrupted:
-        console.print(f"[bold yellow]interrupted[/]: the last finished epoch is kept in {run_dir}", soft_wrap=True)
-        console.print(f"continue with: {command}  (or genomorph resume {run_dir})", soft_wrap=True, markup=False)
+        console.print(
+            f"[bold yellow]interrupted[/]: the last finished epoch is kept in {run_dir}", soft_wrap=True
+        )
+        console.print(
+            f"continue with: {command}  (or genomorph resume {run_dir})", soft_wrap=True, markup=False
+        )
         raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
