@@ -9,6 +9,8 @@ Every op declares its own rules, so a pass never needs an ``if kind == ...`` cha
   names the lowered torch module uses in its ``state_dict`` (weights travel keyed by them);
 - ``macs(ins, out)``: multiply-accumulates of conv and linear layers, as
   ``torch.utils.flop_counter`` counts them (FLOPs / 2); elementwise work counts zero.
+- ``traits``: what rewrites and lowering need to know about the kind (``ir/traits.py``, table
+  below); ``channel_role(ins)`` / ``channel_layout(ins)`` / ``resized(width)`` refine it per node.
 
 Op semantics (input -> output):
 
@@ -32,6 +34,47 @@ Op semantics (input -> output):
 - ``mixed(group, row, labels)``: DARTS mixed op: ``sum_i softmax(arch[group][row])_i * x_i`` over
   its candidate inputs; architecture parameters are shared by all mixed ops of a group and row.
 - ``aux(weight)``: marks an auxiliary output (e.g. DARTS' auxiliary head) with its loss weight.
+
+Op traits (``x`` = true; field docs in ``ir/traits.py``; every class gives every field):
+
+  kind              channels width    act pw sign        end vend start join merge homog scale     overw inpl
+  ----------------- -------- -------- --- -- ----------- --- ---- ----- ---- ----- ----- --------- ----- ----
+  input             fixed    .        .   .  any         .   .    .     .    .     .     .         .     .
+  conv              layer    channels .   .  any         .   .    x     .    .     .     w+b       x     .
+  sep_conv          layer    channels .   .  any         .   .    x     .    .     .     po.w+po.b x     .
+  bn                pass     .        .   x  any         .   .    .     .    .     .     w+b       x     .
+  relu              pass     .        x   x  nonnegative x   x    .     .    x     x     .         .     x
+  sigmoid           pass     .        x   x  nonnegative x   x    .     .    .     .     .         .     .
+  tanh              pass     .        x   x  any         x   x    .     .    .     .     .         .     .
+  swish             pass     .        x   x  any         x   x    .     .    .     .     .         .     .
+  gelu              pass     .        x   x  any         x   x    .     .    .     .     .         .     .
+  identity          pass     .        .   x  keeps       .   .    .     .    .     x     .         .     .
+  maxpool           pass     .        .   .  keeps       x   x    .     .    x     x     .         .     .
+  avgpool           pass     .        .   .  keeps       x   x    .     .    .     x     .         .     .
+  gap               pass     .        .   .  keeps       .   x    .     .    .     x     .         .     .
+  flatten           derived  .        .   .  keeps       .   x    .     .    .     x     .         .     .
+  linear            layer    features .   .  any         .   .    x     .    .     .     w+b       x     .
+  dropout           pass     .        .   x  keeps       .   x    .     .    .     x     .         .     .
+  zero              pass     .        .   .  nonnegative .   .    .     .    .     x     .         .     .
+  factorized_reduce reader   .        .   .  any         .   .    .     .    .     .     bn.w+bn.b x     .
+  add               addlike  .        .   .  keeps       x   x    .     x    .     x     .         x     x
+  concat            derived  .        .   .  keeps       x   x    .     x    .     x     .         .     .
+  convex            addlike  .        .   .  unit_mix    x   x    .     x    .     x     .         .     .
+  weighted_sum      addlike  .        .   .  unit_mix    x   x    .     x    .     x     .         .     .
+  mixed             addlike  .        .   .  keeps       .   .    .     .    .     x     .         .     .
+  aux               fixed    .        .   .  keeps       .   .    .     .    .     x     .         .     .
+
+``channels``: role on the channel axis (``ir/rewrites/_channels.py``); a depthwise conv is
+``pass`` and another grouped conv ``fixed``. ``width``: field holding a layer's output width.
+``act``: an activation (ends ``layer [bn] act`` blocks; identity is none). ``pw``: output
+element i depends on input element i only. ``sign``: the non-negativity proof of deepen and
+sepconv. ``end``/``vend``: a block end on images / on vectors (where blocks go and skips start
+and land). ``start``: starts a block. ``join``: a merge of branches whose input a skip-cut may
+remove. ``merge``: merge-convex / merge-concat may merge it (paper 001: ReLU, max-pooling).
+``homog``: ``f(a*x) = a*f(x)`` for ``a > 0``. ``scale``: tensors that scale the output (split).
+``overw``/``inpl``: in-place lowering: an ``inpl`` op overwrites its first input when that
+comes from an ``overw`` op and nothing else reads it. The per-channel tensor layouts
+(``traits.layout``) are given next to the classes that have tensors.
 """
 
 from __future__ import annotations
@@ -40,6 +83,8 @@ import math
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+
+from .traits import DEPTHWISE_LAYOUT, LAYER_LAYOUT, NO_TENSORS, ChannelRole, Layout, Traits, layout
 
 Shape = tuple[int, ...]
 
@@ -87,6 +132,24 @@ class OpBase(BaseModel):
     positional: ClassVar[tuple[str, ...]] = ()
     #: is this op a merge of several values (printed as a call on names).
     is_merge: ClassVar[bool] = False
+    #: what rewrites and lowering need to know about this kind (``ir/traits.py``); every
+    #: concrete op class declares its own, with every field given.
+    traits: ClassVar[Traits]
+
+    def channel_role(self, ins: list[Shape]) -> ChannelRole:
+        """This node's relation to its input channels (``traits.channels`` unless refined)."""
+        return self.traits.channels
+
+    def channel_layout(self, ins: list[Shape]) -> Layout:
+        """Where this node's tensors keep their channels (``traits.layout`` unless refined)."""
+        return self.traits.layout
+
+    def resized(self, width: int) -> OpBase:
+        """This op with ``width`` output channels (for ``layer`` ops, and depthwise convs)."""
+        field = self.traits.width_field
+        if field is None:
+            raise TypeError(f"{self.kind} has no output width to resize")  # type: ignore[attr-defined]
+        return self.model_copy(update={field: width})
 
     def out_shape(self, ins: list[Shape]) -> Shape:
         return ins[0]
@@ -132,6 +195,11 @@ def _non_negative_or_none(v: int | None) -> int | None:
 
 class Input(OpBase):
     kind: Literal["input"] = "input"
+    traits: ClassVar[Traits] = Traits(
+        channels="fixed", width_field=None, layout=NO_TENSORS, activation=False, pointwise=False,
+        sign="any", ends_block=False, ends_vector_block=False, starts_block=False, joins_branches=False,
+        mergeable=False, homogeneous=False, output_scale=(), overwritable=False, inplace=False,
+    )  # fmt: skip
     shape: tuple[int, ...]
     arity: ClassVar[tuple[int, int | None]] = (0, 0)
     positional: ClassVar[tuple[str, ...]] = ("shape",)
@@ -149,6 +217,12 @@ class Input(OpBase):
 
 class Conv(OpBase):
     kind: Literal["conv"] = "conv"
+    traits: ClassVar[Traits] = Traits(
+        channels="layer", width_field="channels", layout=LAYER_LAYOUT, activation=False, pointwise=False,
+        sign="any", ends_block=False, ends_vector_block=False, starts_block=True, joins_branches=False,
+        mergeable=False, homogeneous=False, output_scale=("weight", "bias"), overwritable=True,
+        inplace=False,
+    )  # fmt: skip
     channels: int
     kernel: int = 3
     stride: int = 1
@@ -190,9 +264,44 @@ class Conv(OpBase):
     def macs(self, ins: list[Shape], out: Shape) -> int:
         return math.prod(out) * (ins[0][0] // self.groups) * self.kernel * self.kernel
 
+    def is_depthwise(self, ins: list[Shape]) -> bool:
+        """One filter per channel (``groups`` = input = output channels): channels pass through."""
+        return self.groups > 1 and self.groups == self.channels == ins[0][0]
+
+    def channel_role(self, ins: list[Shape]) -> ChannelRole:
+        # a depthwise conv follows its input's channels like batch norm; other groupings are fixed
+        if self.groups == 1:
+            return "layer"
+        return "pass" if self.is_depthwise(ins) else "fixed"
+
+    def channel_layout(self, ins: list[Shape]) -> Layout:
+        return DEPTHWISE_LAYOUT if self.is_depthwise(ins) else LAYER_LAYOUT
+
+    def resized(self, width: int) -> Conv:
+        # a depthwise conv keeps one group per channel
+        return self.model_copy(
+            update={"channels": width, "groups": width} if self.groups > 1 else {"channels": width}
+        )
+
+
+#: depthwise filters follow the input channels; pointwise is a 1x1 layer
+_SEP_CONV_LAYOUT = layout(
+    **{
+        "depthwise.weight": (("in", 0, "init"),),
+        "pointwise.weight": (("out", 0, "init"), ("in", 1, "mix")),
+        "pointwise.bias": (("out", 0, "init"),),
+    }
+)
+
 
 class SepConv(OpBase):
     kind: Literal["sep_conv"] = "sep_conv"
+    traits: ClassVar[Traits] = Traits(
+        channels="layer", width_field="channels", layout=_SEP_CONV_LAYOUT, activation=False,
+        pointwise=False, sign="any", ends_block=False, ends_vector_block=False, starts_block=True,
+        joins_branches=False, mergeable=False, homogeneous=False,
+        output_scale=("pointwise.weight", "pointwise.bias"), overwritable=True, inplace=False,
+    )  # fmt: skip
     channels: int
     kernel: int = 3
     stride: int = 1
@@ -232,8 +341,23 @@ class SepConv(OpBase):
         return spatial * c * self.kernel * self.kernel + spatial * c * self.channels
 
 
+#: a new channel's batch norm starts as torch's does: weight 1, bias 0, mean 0, variance 1
+_BN_LAYOUT = layout(
+    weight=(("out", 0, "one"),),
+    bias=(("out", 0, "zero"),),
+    running_mean=(("out", 0, "zero"),),
+    running_var=(("out", 0, "one"),),
+)
+
+
 class BatchNorm(OpBase):
     kind: Literal["bn"] = "bn"
+    traits: ClassVar[Traits] = Traits(
+        channels="pass", width_field=None, layout=_BN_LAYOUT, activation=False, pointwise=True, sign="any",
+        ends_block=False, ends_vector_block=False, starts_block=False, joins_branches=False,
+        mergeable=False, homogeneous=False, output_scale=("weight", "bias"), overwritable=True,
+        inplace=False,
+    )  # fmt: skip
     affine: bool = True
     eps: float = 1e-5
     momentum: float = 0.1
@@ -252,26 +376,58 @@ class BatchNorm(OpBase):
 
 class Relu(OpBase):
     kind: Literal["relu"] = "relu"
+    traits: ClassVar[Traits] = Traits(
+        channels="pass", width_field=None, layout=NO_TENSORS, activation=True, pointwise=True,
+        sign="nonnegative", ends_block=True, ends_vector_block=True, starts_block=False,
+        joins_branches=False, mergeable=True, homogeneous=True, output_scale=(), overwritable=False,
+        inplace=True,
+    )  # fmt: skip
 
 
 class Sigmoid(OpBase):
     kind: Literal["sigmoid"] = "sigmoid"
+    traits: ClassVar[Traits] = Traits(
+        channels="pass", width_field=None, layout=NO_TENSORS, activation=True, pointwise=True,
+        sign="nonnegative", ends_block=True, ends_vector_block=True, starts_block=False,
+        joins_branches=False, mergeable=False, homogeneous=False, output_scale=(), overwritable=False,
+        inplace=False,
+    )  # fmt: skip
 
 
 class Tanh(OpBase):
     kind: Literal["tanh"] = "tanh"
+    traits: ClassVar[Traits] = Traits(
+        channels="pass", width_field=None, layout=NO_TENSORS, activation=True, pointwise=True, sign="any",
+        ends_block=True, ends_vector_block=True, starts_block=False, joins_branches=False, mergeable=False,
+        homogeneous=False, output_scale=(), overwritable=False, inplace=False,
+    )  # fmt: skip
 
 
 class Swish(OpBase):
     kind: Literal["swish"] = "swish"
+    traits: ClassVar[Traits] = Traits(
+        channels="pass", width_field=None, layout=NO_TENSORS, activation=True, pointwise=True, sign="any",
+        ends_block=True, ends_vector_block=True, starts_block=False, joins_branches=False, mergeable=False,
+        homogeneous=False, output_scale=(), overwritable=False, inplace=False,
+    )  # fmt: skip
 
 
 class Gelu(OpBase):
     kind: Literal["gelu"] = "gelu"
+    traits: ClassVar[Traits] = Traits(
+        channels="pass", width_field=None, layout=NO_TENSORS, activation=True, pointwise=True, sign="any",
+        ends_block=True, ends_vector_block=True, starts_block=False, joins_branches=False, mergeable=False,
+        homogeneous=False, output_scale=(), overwritable=False, inplace=False,
+    )  # fmt: skip
 
 
 class Identity(OpBase):
     kind: Literal["identity"] = "identity"
+    traits: ClassVar[Traits] = Traits(
+        channels="pass", width_field=None, layout=NO_TENSORS, activation=False, pointwise=True,
+        sign="keeps", ends_block=False, ends_vector_block=False, starts_block=False, joins_branches=False,
+        mergeable=False, homogeneous=True, output_scale=(), overwritable=False, inplace=False,
+    )  # fmt: skip
 
 
 class _Pool(OpBase):
@@ -306,15 +462,30 @@ class _Pool(OpBase):
 
 class MaxPool(_Pool):
     kind: Literal["maxpool"] = "maxpool"
+    traits: ClassVar[Traits] = Traits(
+        channels="pass", width_field=None, layout=NO_TENSORS, activation=False, pointwise=False,
+        sign="keeps", ends_block=True, ends_vector_block=True, starts_block=False, joins_branches=False,
+        mergeable=True, homogeneous=True, output_scale=(), overwritable=False, inplace=False,
+    )  # fmt: skip
 
 
 class AvgPool(_Pool):
     kind: Literal["avgpool"] = "avgpool"
+    traits: ClassVar[Traits] = Traits(
+        channels="pass", width_field=None, layout=NO_TENSORS, activation=False, pointwise=False,
+        sign="keeps", ends_block=True, ends_vector_block=True, starts_block=False, joins_branches=False,
+        mergeable=False, homogeneous=True, output_scale=(), overwritable=False, inplace=False,
+    )  # fmt: skip
     count_include_pad: bool = True
 
 
 class GlobalAvgPool(OpBase):
     kind: Literal["gap"] = "gap"
+    traits: ClassVar[Traits] = Traits(
+        channels="pass", width_field=None, layout=NO_TENSORS, activation=False, pointwise=False,
+        sign="keeps", ends_block=False, ends_vector_block=True, starts_block=False, joins_branches=False,
+        mergeable=False, homogeneous=True, output_scale=(), overwritable=False, inplace=False,
+    )  # fmt: skip
 
     def out_shape(self, ins: list[Shape]) -> Shape:
         c, _, _ = _need_image(self.kind, ins[0])
@@ -323,6 +494,11 @@ class GlobalAvgPool(OpBase):
 
 class Flatten(OpBase):
     kind: Literal["flatten"] = "flatten"
+    traits: ClassVar[Traits] = Traits(
+        channels="derived", width_field=None, layout=NO_TENSORS, activation=False, pointwise=False,
+        sign="keeps", ends_block=False, ends_vector_block=True, starts_block=False, joins_branches=False,
+        mergeable=False, homogeneous=True, output_scale=(), overwritable=False, inplace=False,
+    )  # fmt: skip
 
     def out_shape(self, ins: list[Shape]) -> Shape:
         return (math.prod(ins[0]),)
@@ -330,6 +506,12 @@ class Flatten(OpBase):
 
 class Linear(OpBase):
     kind: Literal["linear"] = "linear"
+    traits: ClassVar[Traits] = Traits(
+        channels="layer", width_field="features", layout=LAYER_LAYOUT, activation=False, pointwise=False,
+        sign="any", ends_block=False, ends_vector_block=False, starts_block=True, joins_branches=False,
+        mergeable=False, homogeneous=False, output_scale=("weight", "bias"), overwritable=True,
+        inplace=False,
+    )  # fmt: skip
     features: int
     bias: bool = True
     positional: ClassVar[tuple[str, ...]] = ("features",)
@@ -352,6 +534,11 @@ class Linear(OpBase):
 
 class Dropout(OpBase):
     kind: Literal["dropout"] = "dropout"
+    traits: ClassVar[Traits] = Traits(
+        channels="pass", width_field=None, layout=NO_TENSORS, activation=False, pointwise=True,
+        sign="keeps", ends_block=False, ends_vector_block=True, starts_block=False, joins_branches=False,
+        mergeable=False, homogeneous=True, output_scale=(), overwritable=False, inplace=False,
+    )  # fmt: skip
     p: float = 0.5
     positional: ClassVar[tuple[str, ...]] = ("p",)
 
@@ -365,6 +552,12 @@ class Dropout(OpBase):
 
 class Zero(OpBase):
     kind: Literal["zero"] = "zero"
+    traits: ClassVar[Traits] = Traits(
+        channels="pass", width_field=None, layout=NO_TENSORS, activation=False, pointwise=False,
+        sign="nonnegative", ends_block=False, ends_vector_block=False, starts_block=False,
+        joins_branches=False, mergeable=False, homogeneous=True, output_scale=(), overwritable=False,
+        inplace=False,
+    )  # fmt: skip
     stride: int = 1
 
     _pos = field_validator("stride")(_positive)
@@ -376,8 +569,20 @@ class Zero(OpBase):
         return (c, -(-h // self.stride), -(-w // self.stride))
 
 
+#: its two convs read the input channels; its output width is its own
+_FACTORIZED_REDUCE_LAYOUT = layout(
+    **{"conv_1.weight": (("in", 1, "mix"),), "conv_2.weight": (("in", 1, "mix"),)}
+)
+
+
 class FactorizedReduce(OpBase):
     kind: Literal["factorized_reduce"] = "factorized_reduce"
+    traits: ClassVar[Traits] = Traits(
+        channels="reader", width_field=None, layout=_FACTORIZED_REDUCE_LAYOUT, activation=False,
+        pointwise=False, sign="any", ends_block=False, ends_vector_block=False, starts_block=False,
+        joins_branches=False, mergeable=False, homogeneous=False, output_scale=("bn.weight", "bn.bias"),
+        overwritable=True, inplace=False,
+    )  # fmt: skip
     channels: int
     affine: bool = True
     positional: ClassVar[tuple[str, ...]] = ("channels",)
@@ -424,6 +629,11 @@ def _same_shapes(kind: str, ins: list[Shape]) -> Shape:
 
 class Add(OpBase):
     kind: Literal["add"] = "add"
+    traits: ClassVar[Traits] = Traits(
+        channels="addlike", width_field=None, layout=NO_TENSORS, activation=False, pointwise=False,
+        sign="keeps", ends_block=True, ends_vector_block=True, starts_block=False, joins_branches=True,
+        mergeable=False, homogeneous=True, output_scale=(), overwritable=True, inplace=True,
+    )  # fmt: skip
     arity: ClassVar[tuple[int, int | None]] = (2, None)
     is_merge: ClassVar[bool] = True
 
@@ -433,6 +643,11 @@ class Add(OpBase):
 
 class Concat(OpBase):
     kind: Literal["concat"] = "concat"
+    traits: ClassVar[Traits] = Traits(
+        channels="derived", width_field=None, layout=NO_TENSORS, activation=False, pointwise=False,
+        sign="keeps", ends_block=True, ends_vector_block=True, starts_block=False, joins_branches=True,
+        mergeable=False, homogeneous=True, output_scale=(), overwritable=False, inplace=False,
+    )  # fmt: skip
     downsample: bool = False
     arity: ClassVar[tuple[int, int | None]] = (2, None)
     is_merge: ClassVar[bool] = True
@@ -478,6 +693,11 @@ class Concat(OpBase):
 
 class Convex(OpBase):
     kind: Literal["convex"] = "convex"
+    traits: ClassVar[Traits] = Traits(
+        channels="addlike", width_field=None, layout=NO_TENSORS, activation=False, pointwise=False,
+        sign="unit_mix", ends_block=True, ends_vector_block=True, starts_block=False, joins_branches=True,
+        mergeable=False, homogeneous=True, output_scale=(), overwritable=False, inplace=False,
+    )  # fmt: skip
     init: float = 1.0
     arity: ClassVar[tuple[int, int | None]] = (2, 2)
     is_merge: ClassVar[bool] = True
@@ -491,6 +711,11 @@ class Convex(OpBase):
 
 class WeightedSum(OpBase):
     kind: Literal["weighted_sum"] = "weighted_sum"
+    traits: ClassVar[Traits] = Traits(
+        channels="addlike", width_field=None, layout=NO_TENSORS, activation=False, pointwise=False,
+        sign="unit_mix", ends_block=True, ends_vector_block=True, starts_block=False, joins_branches=True,
+        mergeable=False, homogeneous=True, output_scale=(), overwritable=False, inplace=False,
+    )  # fmt: skip
     alpha: float = 0.3
     arity: ClassVar[tuple[int, int | None]] = (2, 2)
     is_merge: ClassVar[bool] = True
@@ -501,6 +726,11 @@ class WeightedSum(OpBase):
 
 class Mixed(OpBase):
     kind: Literal["mixed"] = "mixed"
+    traits: ClassVar[Traits] = Traits(
+        channels="addlike", width_field=None, layout=NO_TENSORS, activation=False, pointwise=False,
+        sign="keeps", ends_block=False, ends_vector_block=False, starts_block=False, joins_branches=False,
+        mergeable=False, homogeneous=True, output_scale=(), overwritable=False, inplace=False,
+    )  # fmt: skip
     group: str = "normal"
     row: int = 0
     labels: tuple[str, ...] = ()
@@ -515,6 +745,11 @@ class Mixed(OpBase):
 
 class Aux(OpBase):
     kind: Literal["aux"] = "aux"
+    traits: ClassVar[Traits] = Traits(
+        channels="fixed", width_field=None, layout=NO_TENSORS, activation=False, pointwise=False,
+        sign="keeps", ends_block=False, ends_vector_block=False, starts_block=False, joins_branches=False,
+        mergeable=False, homogeneous=True, output_scale=(), overwritable=False, inplace=False,
+    )  # fmt: skip
     weight: float = 0.4
     positional: ClassVar[tuple[str, ...]] = ("weight",)
 
@@ -559,7 +794,8 @@ OP_CLASSES: dict[str, type[OpBase]] = {
     )
 }  # fmt: skip
 
-ACTIVATIONS: frozenset[str] = frozenset({"relu", "sigmoid", "tanh", "swish", "gelu", "identity"})
+#: kinds that are activations (``traits.activation``): relu, sigmoid, tanh, swish, gelu; not identity
+ACTIVATIONS: frozenset[str] = frozenset(kind for kind, cls in OP_CLASSES.items() if cls.traits.activation)
 
 
 def op_from_dict(data: dict) -> OpBase:

@@ -6,7 +6,8 @@ One walk over ``graph.order()`` emits, per IR node:
   straight from its weights when they are given: ``weights.build_loaded``);
 - activations, pools, gap, flatten and merges: ``call_function`` on torch functions (or on the
   few helpers in ``functional.py``);
-- ``identity`` and ``aux``: nothing (their value is their input's fx node);
+- ``input``: the placeholder ``x``; ``identity`` and ``aux``: nothing (their value is their
+  input's fx node);
 - ``mixed``: one ``call_module`` on ``arch`` per forward (the softmax of every architecture
   group), then a ``call_function`` per mixed op.
 
@@ -23,9 +24,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from genomorph.ir import ops
 from genomorph.ir.errors import LoweringError
 from genomorph.ir.graph import Graph, NodeId
-from genomorph.ir.ops import Shape
+from genomorph.ir.ops import OpBase, Shape
 from genomorph.ir.stats import arch_param_shapes
 from genomorph.ir.verify import verify
 from genomorph.ir.weights import ArchWeights, Weights
@@ -86,7 +88,7 @@ def _rebuild(
 
 
 # ---------------------------------------------------------------------------------------------
-# Modules for parameterised ops: kind -> (op, input shapes) -> nn.Module.
+# Modules for parameterised ops: op class -> (op, input shapes) -> nn.Module.
 # Argument names follow the IR so the state_dict names are the IR's tensor names.
 
 ModuleFactory = Callable[[Any, list[Shape]], nn.Module]
@@ -107,18 +109,18 @@ def _bn(op: Any, ins: list[Shape]) -> nn.Module:
     return norm(ins[0][0], eps=op.eps, momentum=op.momentum, affine=op.affine)
 
 
-MODULES: dict[str, ModuleFactory] = {
-    "conv": _conv,
-    "sep_conv": _sep_conv,
-    "bn": _bn,
-    "linear": lambda op, ins: nn.Linear(ins[0][0], op.features, bias=op.bias),
-    "dropout": lambda op, ins: nn.Dropout(op.p),
-    "factorized_reduce": lambda op, ins: FactorizedReduce(ins[0][0], op.channels, op.affine),
-    "convex": lambda op, ins: Convex(op.init),
+MODULES: dict[type[OpBase], ModuleFactory] = {
+    ops.Conv: _conv,
+    ops.SepConv: _sep_conv,
+    ops.BatchNorm: _bn,
+    ops.Linear: lambda op, ins: nn.Linear(ins[0][0], op.features, bias=op.bias),
+    ops.Dropout: lambda op, ins: nn.Dropout(op.p),
+    ops.FactorizedReduce: lambda op, ins: FactorizedReduce(ins[0][0], op.channels, op.affine),
+    ops.Convex: lambda op, ins: Convex(op.init),
 }
 
 # ---------------------------------------------------------------------------------------------
-# call_function emitters: kind -> (builder, op, fx inputs, input shapes) -> fx node.
+# Emitters: op class -> (builder, node id, op, fx inputs, input shapes) -> fx node.
 
 
 @dataclass
@@ -197,9 +199,9 @@ def _module(b: _Builder, nid: NodeId, op: Any, xs: list[fx.Node], ins: list[Shap
     name = f"n{nid}"
     tensors = b.given.get(nid)
     if tensors:
-        b.modules[name] = build_loaded(lambda: MODULES[op.kind](op, ins), tensors)
+        b.modules[name] = build_loaded(lambda: MODULES[type(op)](op, ins), tensors)
     else:
-        b.modules[name] = MODULES[op.kind](op, ins)
+        b.modules[name] = MODULES[type(op)](op, ins)
     return b.fx_graph.create_node("call_module", name, tuple(xs), {}, name=name)
 
 
@@ -207,52 +209,55 @@ def _passthrough(b: _Builder, nid: NodeId, op: Any, xs: list[fx.Node], ins: list
     return xs[0]
 
 
-EMITTERS: dict[str, Emitter] = {
+def _placeholder(b: _Builder, nid: NodeId, op: Any, xs: list[fx.Node], ins: list[Shape]) -> fx.Node:
+    return b.fx_graph.placeholder("x")
+
+
+#: the lowering of every op class; ``tests/lower`` checks that none is missing
+EMITTERS: dict[type[OpBase], Emitter] = {
     **dict.fromkeys(MODULES, _module),
-    "identity": _passthrough,
-    "aux": _passthrough,
-    "relu": _relu,
-    "sigmoid": _unary(torch.sigmoid),
-    "tanh": _unary(torch.tanh),
-    "swish": _unary(F.silu),
-    "gelu": _unary(F.gelu),
-    "maxpool": _maxpool,
-    "avgpool": _avgpool,
-    "gap": _unary(torch.mean, (2, 3)),
-    "flatten": _unary(torch.flatten, 1),
-    "zero": lambda b, nid, op, xs, ins: b.call(functional.zero, xs[0], op.stride, name=f"n{nid}"),
-    "add": _add,
-    "concat": _concat,
-    "weighted_sum": lambda b, nid, op, xs, ins: b.call(
+    ops.Input: _placeholder,
+    ops.Identity: _passthrough,
+    ops.Aux: _passthrough,
+    ops.Relu: _relu,
+    ops.Sigmoid: _unary(torch.sigmoid),
+    ops.Tanh: _unary(torch.tanh),
+    ops.Swish: _unary(F.silu),
+    ops.Gelu: _unary(F.gelu),
+    ops.MaxPool: _maxpool,
+    ops.AvgPool: _avgpool,
+    ops.GlobalAvgPool: _unary(torch.mean, (2, 3)),
+    ops.Flatten: _unary(torch.flatten, 1),
+    ops.Zero: lambda b, nid, op, xs, ins: b.call(functional.zero, xs[0], op.stride, name=f"n{nid}"),
+    ops.Add: _add,
+    ops.Concat: _concat,
+    ops.WeightedSum: lambda b, nid, op, xs, ins: b.call(
         functional.weighted_sum, xs[0], xs[1], op.alpha, name=f"n{nid}"
     ),
-    "mixed": _mixed,
+    ops.Mixed: _mixed,
 }
-
-#: kinds whose autograd backward does not read their own output, so their only consumer may
-#: overwrite it (sigmoid and tanh do read it; pools and flatten may return views)
-_OVERWRITABLE = frozenset({"conv", "bn", "linear", "add", "sep_conv", "factorized_reduce"})
-_INPLACE = frozenset({"relu", "add"})
 
 
 def _inplace_nodes(graph: Graph, inputs: Mapping[NodeId, list[NodeId]]) -> set[NodeId]:
-    """relu and add nodes that may write their result into their first input.
+    """Nodes of ops with ``traits.inplace`` (relu, add) that may write into their first input.
 
-    That is safe when the input comes from an overwritable kind and nothing else reads it
-    (neither another node nor the caller, as an output). Identity and aux nodes emit no code,
-    so readers are counted through them. ``inputs`` is ``graph.inputs`` of every node.
+    That is safe when the input comes from an op with ``traits.overwritable`` and nothing else
+    reads it (neither another node nor the caller, as an output). Nodes that emit no code
+    (identity, aux) are looked through when readers are counted. ``inputs`` is
+    ``graph.inputs`` of every node.
     """
-    kinds = {nid: graph.kind(nid) for nid in inputs}
+    traits = {nid: graph.op(nid).traits for nid in inputs}
+    silent = {nid for nid in inputs if EMITTERS.get(type(graph.op(nid))) is _passthrough}
 
     def source(nid: NodeId) -> NodeId:
-        while kinds[nid] in ("identity", "aux"):
+        while nid in silent:
             nid = inputs[nid][0]
         return nid
 
     readers: dict[NodeId, int] = {}
     sinks = [graph.output_node(), *graph.aux_outputs()]
-    for nid, kind in kinds.items():
-        if kind not in ("identity", "aux"):
+    for nid in inputs:
+        if nid not in silent:
             for src in inputs[nid]:
                 first = source(src)
                 readers[first] = readers.get(first, 0) + 1
@@ -260,10 +265,10 @@ def _inplace_nodes(graph: Graph, inputs: Mapping[NodeId, list[NodeId]]) -> set[N
         first = source(out)
         readers[first] = readers.get(first, 0) + 1
     inplace = set()
-    for nid, kind in kinds.items():
-        if kind in _INPLACE:
+    for nid, own in traits.items():
+        if own.inplace:
             first = source(inputs[nid][0])
-            if readers[first] == 1 and kinds[first] in _OVERWRITABLE:
+            if readers[first] == 1 and traits[first].overwritable:
                 inplace.add(nid)
     return inplace
 
@@ -308,11 +313,8 @@ def lower(
             fill_arch(arch_module, arch)
     for nid, ins in inputs.items():
         op = graph.op(nid)
-        if op.kind == "input":  # type: ignore[attr-defined]
-            builder.values[nid] = builder.fx_graph.placeholder("x")
-            continue
         xs = [builder.values[i] for i in ins]
-        emit = EMITTERS.get(op.kind)  # type: ignore[attr-defined]
+        emit = EMITTERS.get(type(op))
         if emit is None:  # a genomorph bug, not a user error: every kind must have an emitter
             raise NotImplementedError(f"no lowering for op kind '{op.kind}'")  # type: ignore[attr-defined]
         builder.values[nid] = emit(builder, nid, op, xs, input_shapes[nid])

@@ -10,13 +10,13 @@ channel it continues (``>= 0``) or ``-1`` for a fresh one. Widening by zero padd
 
 Propagation (``plan``) walks the graph from the changed value:
 
-- forward through ops that keep the channel axis (``PASS``: batch norm, activations, pooling,
-  depthwise conv, ...) — their outputs change the same way;
-- through merges that need equal shapes (``ADDLIKE``) forward *and backward*: every other
+- forward through ops that keep the channel axis (role ``pass``: batch norm, activations,
+  pooling, depthwise conv, ...) — their outputs change the same way;
+- through merges that need equal shapes (role ``addlike``) forward *and backward*: every other
   input of an ``add`` must change the same way, up to the layers that produce it;
 - forward through ``concat`` (the change moves to an offset) and ``flatten`` (one channel
-  becomes ``H*W`` features), which start a new, derived map;
-- it stops at the layers that read the value (``conv``, ``linear``, ``sep_conv``, ...): their
+  becomes ``H*W`` features), role ``derived``, which start a new, derived map;
+- it stops at the layers that read the value (roles ``layer`` and ``reader``): their
   input columns are remapped — fresh columns are zero (the function is kept), a column whose
   channel was replicated ``n`` times is divided by ``n`` (Net2Net).
 
@@ -34,79 +34,20 @@ import numpy as np
 from genomorph.ir.errors import NotApplicable
 from genomorph.ir.graph import Graph, NodeId
 from genomorph.ir.ops import Shape
+from genomorph.ir.traits import ChannelRole, Layout
 
 from ._base import Work, describe
 from ._init import fan_in, uniform
 
-PASS = frozenset(
-    {
-        "bn",
-        "relu",
-        "sigmoid",
-        "tanh",
-        "swish",
-        "gelu",
-        "identity",
-        "dropout",
-        "maxpool",
-        "avgpool",
-        "gap",
-        "zero",
-    }
-)
-ADDLIKE = frozenset({"add", "convex", "weighted_sum", "mixed"})
-DERIVED = frozenset({"concat", "flatten"})
 
-# Where each tensor keeps its channels: name -> [(space, axis, fresh)], space "out" = the node's
-# output channels, "in" = its input channels. fresh: how a new channel's slice starts; "mix"
-# marks input columns of a mixing layer (zero when fresh, divided by the replica count).
-_LAYER = {"weight": [("out", 0, "init"), ("in", 1, "mix")], "bias": [("out", 0, "init")]}
-LAYOUTS: dict[str, dict[str, list[tuple[str, int, str]]]] = {
-    "conv": _LAYER,
-    "linear": _LAYER,
-    "depthwise": {"weight": [("out", 0, "init")], "bias": [("out", 0, "init")]},
-    "sep_conv": {
-        "depthwise.weight": [("in", 0, "init")],
-        "pointwise.weight": [("out", 0, "init"), ("in", 1, "mix")],
-        "pointwise.bias": [("out", 0, "init")],
-    },
-    "factorized_reduce": {"conv_1.weight": [("in", 1, "mix")], "conv_2.weight": [("in", 1, "mix")]},
-    "bn": {
-        "weight": [("out", 0, "one")],
-        "bias": [("out", 0, "zero")],
-        "running_mean": [("out", 0, "zero")],
-        "running_var": [("out", 0, "one")],
-    },
-}
-#: op field holding the output width of a layer that produces channels
-WIDTH_FIELD = {"conv": "channels", "sep_conv": "channels", "linear": "features"}
-
-
-def is_depthwise(graph: Graph, nid: NodeId) -> bool:
-    op = graph.op(nid)
-    if graph.kind(nid) != "conv" or op.groups == 1:  # type: ignore[attr-defined]
-        return False
-    return op.groups == op.channels == graph.shape(graph.inputs(nid)[0])[0]  # type: ignore[attr-defined]
-
-
-def role(graph: Graph, nid: NodeId) -> str:
+def role(graph: Graph, nid: NodeId) -> ChannelRole:
     """How a node relates to its channels: pass, addlike, derived, layer, reader or fixed."""
-    kind = graph.kind(nid)
-    if kind in PASS or is_depthwise(graph, nid):
-        return "pass"
-    if kind in ADDLIKE:
-        return "addlike"
-    if kind in DERIVED:
-        return "derived"
-    if kind in WIDTH_FIELD and (kind != "conv" or graph.op(nid).groups == 1):  # type: ignore[attr-defined]
-        return "layer"
-    if kind == "factorized_reduce":
-        return "reader"
-    return "fixed"
+    return graph.op(nid).channel_role(graph.input_shapes(nid))
 
 
-def layout_key(graph: Graph, nid: NodeId) -> str:
-    return "depthwise" if is_depthwise(graph, nid) else graph.kind(nid)
+def layout_of(graph: Graph, nid: NodeId) -> Layout:
+    """Where the node's tensors keep their channels (the op's ``channel_layout``)."""
+    return graph.op(nid).channel_layout(graph.input_shapes(nid))
 
 
 @dataclass
@@ -123,8 +64,8 @@ class Plan:
     """The changed value whose own weights stay (a new concat, a removed block's output)."""
     weighted_pass: set[NodeId] = field(default_factory=set)
     """Changed pass-through nodes with per-channel tensors (batch norm, depthwise conv)."""
-    layouts: dict[NodeId, str] = field(default_factory=dict)
-    """Layout key of every affected node, fixed before the caller edits the graph."""
+    layouts: dict[NodeId, Layout] = field(default_factory=dict)
+    """Tensor layout of every affected node, fixed before the caller edits the graph."""
 
     def affected(self) -> set[NodeId]:
         """Nodes whose weights this change rebuilds."""
@@ -261,7 +202,7 @@ def plan(
         readers=dict(planner.readers),
         virtual=seed if virtual else None,
         weighted_pass=weighted,
-        layouts={n: layout_key(graph, n) for n in affected},
+        layouts={n: layout_of(graph, n) for n in affected},
     )
 
 
@@ -395,13 +336,12 @@ def realise(work: Work, plan: Plan, *, noise: float = 0.0) -> None:
     for nid in sorted(out_side | set(plan.readers)):
         if nid not in g:  # removed by the caller's edit (a cut branch)
             continue
-        key = plan.layouts[nid]
         out_map = plan.maps.get(nid) if nid in out_side else None
         in_map = plan.maps[plan.readers[nid]] if nid in plan.readers else None
-        if key == "depthwise" or key == "bn":
-            in_map = None  # their input and output channels are the same map
+        if nid in plan.weighted_pass:
+            in_map = None  # batch norm, depthwise conv: input and output channels are one map
         arrays = dict(work.arrays(nid))
-        for name, places in LAYOUTS.get(key, {}).items():
+        for name, places in plan.layouts[nid].items():
             if name not in arrays:
                 continue
             array = arrays[name]
@@ -421,12 +361,9 @@ def realise(work: Work, plan: Plan, *, noise: float = 0.0) -> None:
             arrays[name] = array
         if arrays:
             work.put(nid, arrays)
-        if out_map is not None and nid in plan.layers:
-            width = len(out_map)
-            g.set_op(nid, g.op(nid).model_copy(update={WIDTH_FIELD[g.kind(nid)]: width}))
-        elif out_map is not None and key == "depthwise":
-            width = len(out_map)
-            g.set_op(nid, g.op(nid).model_copy(update={"channels": width, "groups": width}))
+        if out_map is not None and (nid in plan.layers or g.op(nid).traits.width_field is not None):
+            # a layer, or a pass-through op with a width of its own (a depthwise conv)
+            g.set_op(nid, g.op(nid).resized(len(out_map)))
 
 
 def identity_map(width: int) -> np.ndarray:
@@ -452,7 +389,7 @@ def scale_outgoing(work: Work, plan: Plan, units: Iterable[int], factor: float) 
         m = plan.maps[value]
         cols = np.flatnonzero(np.isin(m, units))
         arrays = dict(work.arrays(reader))
-        for name, places in LAYOUTS.get(plan.layouts[reader], {}).items():
+        for name, places in plan.layouts[reader].items():
             for space, axis, fresh in places:
                 if space == "in" and fresh == "mix" and name in arrays:
                     array = arrays[name].copy()

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 
 from genomorph.ir.graph import Graph, NodeId
 
-from ._places import ACTIVATION_KINDS
-
 
 @dataclass(frozen=True)
 class HresLayer:
@@ -57,7 +55,7 @@ def layer_at(graph: Graph, add: NodeId) -> HresLayer | None:
         if x is None:
             continue
         act = linear_source(graph, residual)
-        if act is None or graph.kind(act) not in ACTIVATION_KINDS:
+        if act is None or not graph.op(act).traits.activation:
             continue
         hidden = graph.inputs(act)[0]
         if linear_source(graph, hidden) != x:

@@ -3,7 +3,8 @@
 Paper 001 §3.2.1 inserts blocks only between blocks, after max-pooling or after a merge; a
 new block ends in ReLU, which is the identity only on non-negative inputs (morphism type
 III), so every insertion point must be provably non-negative. ``nonnegative`` is that proof,
-written as a table of op kinds.
+read off each op's ``traits.sign``. Which ops end or start a block are op traits as well
+(``ends_block``, ``ends_vector_block``, ``starts_block``, ``activation``: ``ir/traits.py``).
 """
 
 from __future__ import annotations
@@ -12,34 +13,6 @@ from dataclasses import dataclass
 
 from genomorph.ir.graph import Graph, NodeId
 from genomorph.ir.weights import Weights
-
-#: ops whose output is >= 0 whatever their input
-ALWAYS_NONNEGATIVE = frozenset({"relu", "sigmoid", "zero"})
-#: ops whose output is >= 0 when all their inputs are (max/avg of, sum of, reshaping of)
-KEEPS_NONNEGATIVE = frozenset(
-    {"maxpool", "avgpool", "gap", "flatten", "dropout", "identity", "add", "concat", "mixed"}
-)
-#: the last op of a block, or a merge: the places paper 001 allows new layers and merges
-BLOCK_ENDS = frozenset(
-    {
-        "relu",
-        "sigmoid",
-        "tanh",
-        "swish",
-        "gelu",
-        "maxpool",
-        "avgpool",
-        "add",
-        "concat",
-        "convex",
-        "weighted_sum",
-    }
-)
-#: vector values after which an MLP layer may be inserted
-VECTOR_ENDS = BLOCK_ENDS | {"gap", "flatten", "dropout"}
-#: layers with weights that start a block (Conv-BN-ReLU and friends)
-LAYERS = frozenset({"conv", "sep_conv", "linear"})
-ACTIVATION_KINDS = frozenset({"relu", "sigmoid", "tanh", "swish", "gelu"})
 
 
 def _mixes_in_unit_interval(graph: Graph, nid: NodeId, weights: Weights | None) -> bool:
@@ -58,19 +31,21 @@ def nonnegative(graph: Graph, weights: Weights | None = None) -> set[NodeId]:
     """Nodes whose output is provably >= 0 elementwise."""
     found: set[NodeId] = set()
     for nid in graph.order():
-        kind = graph.kind(nid)
+        sign = graph.op(nid).traits.sign
         inputs_ok = all(i in found for i in graph.inputs(nid))
         if (
-            kind in ALWAYS_NONNEGATIVE
-            or (kind in KEEPS_NONNEGATIVE and inputs_ok)
-            or (
-                kind in ("convex", "weighted_sum")
-                and inputs_ok
-                and _mixes_in_unit_interval(graph, nid, weights)
-            )
+            sign == "nonnegative"
+            or (sign == "keeps" and inputs_ok)
+            or (sign == "unit_mix" and inputs_ok and _mixes_in_unit_interval(graph, nid, weights))
         ):
             found.add(nid)
     return found
+
+
+def ends_block(graph: Graph, nid: NodeId) -> bool:
+    """Is ``nid`` the end of a block or a merge (``ends_vector_block`` for vector values)?"""
+    traits = graph.op(nid).traits
+    return traits.ends_block if len(graph.shape(nid)) == 3 else traits.ends_vector_block
 
 
 def is_output(graph: Graph, nid: NodeId) -> bool:
@@ -123,9 +98,12 @@ class Block:
         return (self.layer, self.act) if self.bn is None else (self.layer, self.bn, self.act)
 
 
-def block_at(graph: Graph, layer: NodeId, activations: frozenset[str] = ACTIVATION_KINDS) -> Block | None:
-    """The block starting at ``layer`` (a conv, sep_conv or linear), or None."""
-    if graph.kind(layer) not in LAYERS:
+def block_at(graph: Graph, layer: NodeId, *, homogeneous: bool = False) -> Block | None:
+    """The block starting at ``layer`` (a conv, sep_conv or linear), or None.
+
+    With ``homogeneous`` the activation must be positively homogeneous (relu), as split needs.
+    """
+    if not graph.op(layer).traits.starts_block:
         return None
     nxt = only_user(graph, layer)
     if nxt is None or is_output(graph, layer):
@@ -135,7 +113,8 @@ def block_at(graph: Graph, layer: NodeId, activations: frozenset[str] = ACTIVATI
         bn, nxt = nxt, only_user(graph, nxt)
         if nxt is None or is_output(graph, bn):
             return None
-    if graph.kind(nxt) not in activations:
+    act = graph.op(nxt).traits
+    if not act.activation or (homogeneous and not act.homogeneous):
         return None
     return Block(layer, bn, nxt)
 

@@ -30,7 +30,7 @@ from ._base import (
     run,
 )
 from ._init import FLOAT, identity_bn, identity_conv
-from ._places import BLOCK_ENDS, VECTOR_ENDS, is_output, nonnegative
+from ._places import ends_block, is_output, nonnegative
 
 NAME = "deepen"
 EXACT = True
@@ -54,7 +54,7 @@ def _moves(graph: Graph, node: NodeId, nonneg: set[NodeId]) -> list[Move]:
     )
     if len(graph.shape(node)) == 3:
         require(
-            kind in BLOCK_ENDS,
+            ends_block(graph, node),
             f"deepen inserts a block only between blocks, after pooling or after a merge; "
             f"{describe(graph, node)} is inside a block",
             hint="choose a relu, maxpool or merge node",
@@ -66,7 +66,7 @@ def _moves(graph: Graph, node: NodeId, nonneg: set[NodeId]) -> list[Move]:
         )
         return [Move(node, k) for k in KERNELS]
     require(
-        kind in VECTOR_ENDS,
+        ends_block(graph, node),
         f"deepen inserts a linear layer after an activation, pooling, flatten or merge; "
         f"{describe(graph, node)} is a {kind}",
     )

@@ -13,13 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from genomorph.ir.graph import Graph, NodeId
-from genomorph.ir.ops import OP_CLASSES, Add, Linear
+from genomorph.ir.ops import ACTIVATIONS, OP_CLASSES, Add, Linear
 from genomorph.ir.weights import Weights
 
 from ._base import Outcome, RewriteResult, Work, collect, describe, draw_seed, require, require_node, run
 from ._hres import growth_threshold
 from ._init import FLOAT, init_node
-from ._places import ACTIVATION_KINDS
 
 NAME = "hres-grow"
 EXACT = True
@@ -55,8 +54,8 @@ def edit(work: Work, move: Move) -> Outcome:
     g = work.graph
     moves_at(g, move.node)
     require(
-        move.activation in ACTIVATION_KINDS,
-        f"the residual's activation must be one of {sorted(ACTIVATION_KINDS)}, not {move.activation!r}",
+        move.activation in ACTIVATIONS,
+        f"the residual's activation must be one of {sorted(ACTIVATIONS)}, not {move.activation!r}",
     )
     source = g.inputs(move.node)[0]
     features_in = g.shape(source)[0]

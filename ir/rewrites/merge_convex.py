@@ -21,11 +21,10 @@ from ._places import Reach, is_output
 
 NAME = "merge-convex"
 EXACT = True
-MERGEABLE = frozenset({"relu", "maxpool"})
 
 
 def mergeable(graph: Graph, nid: NodeId) -> bool:
-    return graph.kind(nid) in MERGEABLE and not is_output(graph, nid)
+    return graph.op(nid).traits.mergeable and not is_output(graph, nid)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from genomorph.ir.graph import Graph, NodeId
 from genomorph.ir.weights import Weights
 
 from ._base import Outcome, RewriteResult, Work, collect, describe, draw_seed, require, require_node, run
-from ._channels import LAYOUTS, kept, layout_key, output_width, plan, realise, role
+from ._channels import kept, layout_of, output_width, plan, realise, role
 
 NAME = "prune-channels"
 EXACT = False
@@ -37,7 +37,7 @@ def to_remove(width: int, fraction: float) -> int:
 
 def filter_norms(graph: Graph, arrays: dict[str, np.ndarray], nid: NodeId) -> np.ndarray:
     """L1 norm of each output unit's incoming weights (its filter, or its row)."""
-    for name, places in LAYOUTS[layout_key(graph, nid)].items():
+    for name, places in layout_of(graph, nid).items():
         if ("out", 0, "init") in places and name in arrays and arrays[name].ndim > 1:
             array = arrays[name]
             return np.abs(array.reshape(array.shape[0], -1)).sum(axis=1)

@@ -21,11 +21,10 @@ from genomorph.ir.weights import Weights
 
 from ._base import Outcome, RewriteResult, Work, collect, describe, draw_seed, require, require_node, run
 from ._channels import Plan, plan, realise
-from ._places import LAYERS, Block, block_at, layer_neighbours, remove_dead
+from ._places import Block, block_at, layer_neighbours, remove_dead
 
 NAME = "remove-block"
 EXACT = False
-SKIP_MERGES = frozenset({"add", "convex", "weighted_sum", "concat"})
 
 
 @dataclass(frozen=True)
@@ -75,12 +74,12 @@ def _cut_plan(graph: Graph, merge: NodeId, port: int) -> Plan | None:
 
 def moves_at(graph: Graph, node: NodeId, weights: Weights | None = None) -> list[Move]:
     require_node(graph, node)
-    kind = graph.kind(node)
-    if kind in LAYERS:
+    traits = graph.op(node).traits
+    if traits.starts_block:
         _bypass_plan(graph, node)
         return [Move(node)]
     require(
-        kind in SKIP_MERGES,
+        traits.joins_branches,
         f"remove-block removes a block (give its conv/linear layer) or a skip (give its merge); "
         f"{describe(graph, node)} is neither",
     )
@@ -127,7 +126,7 @@ def _cut_skip(work: Work, move: Move) -> Outcome:
     near = layer_neighbours(g, {move.node})
     output = g.output_node()
     what = describe(g, move.node)
-    if len(kept) == 1 or g.kind(move.node) in ("convex", "weighted_sum"):
+    if len(kept) == 1 or g.op(move.node).arity[1] == 2:  # a two-input merge disappears
         g.replace_uses(move.node, kept[0])
         g.remove(move.node)
         output = kept[0] if output == move.node else output

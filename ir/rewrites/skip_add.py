@@ -32,7 +32,7 @@ from ._base import (
     run,
 )
 from ._init import FLOAT
-from ._places import BLOCK_ENDS, VECTOR_ENDS, Reach, is_output
+from ._places import Reach, ends_block, is_output
 
 NAME = "skip-add"
 EXACT = True
@@ -62,10 +62,7 @@ def stride_between(big: Shape, small: Shape) -> int | None:
 
 def end_points(graph: Graph, nid: NodeId) -> bool:
     """Values a skip may start from or land on: block ends (vector ends for MLPs), not outputs."""
-    if is_output(graph, nid):
-        return False
-    ends = BLOCK_ENDS if len(graph.shape(nid)) == 3 else VECTOR_ENDS
-    return graph.kind(nid) in ends
+    return not is_output(graph, nid) and ends_block(graph, nid)
 
 
 def starts(graph: Graph) -> list[NodeId]:

@@ -33,7 +33,7 @@ class Move:
 
 def _block(graph: Graph, node: NodeId) -> Block:
     require_node(graph, node)
-    block = block_at(graph, node, frozenset({"relu"}))
+    block = block_at(graph, node, homogeneous=True)
     require(
         block is not None,
         f"split needs a Conv-BN-ReLU block starting at {describe(graph, node)}, "
@@ -79,7 +79,7 @@ def edit(work: Work, move: Move) -> Outcome:
             work.put(previous, dict(work.arrays(nid)))
     carrier = block.bn if block.bn is not None else block.layer
     # scale one affine stage only: the bn, else the layer's last linear map (pointwise for sep_conv)
-    names = ("pointwise.weight", "pointwise.bias") if g.kind(carrier) == "sep_conv" else ("weight", "bias")
+    names = g.op(carrier).traits.output_scale
     work.put(carrier, _scaled(work.arrays(carrier), move.alpha, names))
     work.put(copies[carrier], _scaled(work.arrays(copies[carrier]), 1.0 - move.alpha, names))
     merge = g.add(Add(), [block.act, copies[block.act]])

@@ -26,8 +26,7 @@ import numpy as np
 import torch
 from genomorph.ir import Graph, NodeId, NotApplicable, Weights
 from genomorph.ir.rewrites import RewriteResult, prune_neurons
-from genomorph.ir.rewrites._channels import PASS
-from genomorph.ir.rewrites._places import ACTIVATION_KINDS, only_user
+from genomorph.ir.rewrites._places import only_user
 from genomorph.lower import lower
 from pydantic import BaseModel, ConfigDict, Field
 from torch import fx
@@ -58,10 +57,10 @@ def activation_of(graph: Graph, layer: NodeId) -> NodeId:
         user = only_user(graph, node)
         if user is None:
             return node
-        kind = graph.kind(user)
-        if kind in ACTIVATION_KINDS:
+        traits = graph.op(user).traits
+        if traits.activation:
             return user
-        if kind not in PASS or kind in ("maxpool", "avgpool", "gap", "zero"):
+        if not traits.pointwise:  # batch norm, dropout and identity are looked through
             return node
         node = user
 
