@@ -355,6 +355,19 @@ def _parse_set(values: tuple[str, ...]) -> dict[str, Any]:
     return options
 
 
+def _strategy_options(settings: tuple[str, ...], flags: dict[str, Any]) -> dict[str, Any]:
+    """``--set`` options plus the strategy flags that are shorthands for them (``--objectives``, ...)."""
+    options = _parse_set(settings)
+    for flag in ("objectives", "sampling"):
+        value = flags.pop(flag, None)
+        if value is None:
+            continue
+        if flag in options and options[flag] != value:
+            raise click.BadParameter(f"contradicts --set {flag}={options[flag]}", param_hint=f"--{flag}")
+        options[flag] = value
+    return options
+
+
 @click.command(
     epilog="""\b
 Examples:
@@ -400,6 +413,18 @@ A run directory ends with run.db, checkpoints/, summary.json, best.genome and PN
     "--seed", type=int, default=0, show_default=True, help="Run seed: the same seed gives the same run."
 )
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="A strategy option (repeatable).")
+@click.option(
+    "--objectives",
+    metavar="LIST",
+    help="pareto-nash: cheap objectives besides the validation error, from params, macs, latency "
+    "(e.g. params,macs).  [default: params]",
+)
+@click.option(
+    "--sampling",
+    type=click.Choice(["density", "uniform"]),
+    help="pareto-nash: parents and accepted children inversely to the front's density (the paper) or "
+    "uniformly (its baseline).  [default: density]",
+)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -454,7 +479,7 @@ def search(
     kind = "ray" if executor == "ray" else ("pool" if workers > 1 else "inprocess")
     config = RunConfig(
         strategy=strategy,
-        strategy_config=_parse_set(settings),
+        strategy_config=_strategy_options(settings, flags),
         setup=setup,
         data=data_config,
         train=_train_config(flags),

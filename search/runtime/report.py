@@ -297,6 +297,10 @@ PLOT_MODULES: dict[str, str] = {
     "darts": "genomorph.search.runtime.darts_report",
     "hyperdarts": "genomorph.search.runtime.darts_report",
     "noisy": "genomorph.search.runtime.plots_noisy",
+    "pareto-nash": "genomorph.search.runtime.pareto_plots",
+    "sh": "genomorph.search.runtime.halving_plots",
+    "shr": "genomorph.search.runtime.halving_plots",
+    "shrsep": "genomorph.search.runtime.halving_plots",
 }
 
 

@@ -83,9 +83,9 @@ START_NETWORKS = (vanilla(32, "sep_conv"), vanilla(64, "sep_conv"), vanilla(32, 
 REFERENCE = {
     "generations": 8,
     "proposals": 25,
-    "accepted": 5,
-    "epochs": 6,
-    "start_epochs": 8,
+    "accepted": 4,
+    "epochs": 4,
+    "start_epochs": 6,
     "repair_epochs": 2,
 }
 
