@@ -120,3 +120,18 @@ def test_nondominated_helper_is_a_real_filter() -> None:
     points = [Point(id=0, val_error=0.1, params=10), Point(id=1, val_error=0.2, params=5),
               Point(id=2, val_error=0.3, params=20)]  # fmt: skip
     assert [p.id for p in nondominated(points)] == [0, 1]
+
+
+def test_objective_values_are_minimised_and_named() -> None:
+    import math
+
+    from genomorph.search.core.protocol import Metrics, objective_value
+
+    m = Metrics(objective=0.9, params=1000, macs=50, epochs=1, extra={"latency_ms": 2.5})
+    assert objective_value("val_error", m) == pytest.approx(0.1)
+    assert objective_value("params", m) == 1000 and objective_value("macs", m) == 50
+    assert objective_value("log_params", m) == pytest.approx(math.log(1000))
+    assert objective_value("latency_ms", m) == 2.5 and objective_value("log_latency_ms", m) == pytest.approx(
+        math.log(2.5)
+    )
+    assert objective_value("energy", m) is None
