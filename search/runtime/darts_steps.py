@@ -106,8 +106,10 @@ class ArchUpdate:
         betas: tuple[float, float],
         weight_decay: float,
         order: int = 1,
+        hessian_r: float = HESSIAN_R,
     ) -> None:
         self.alphas = list(alphas)
+        self.hessian_r = hessian_r
         self.optimizer = torch.optim.Adam(self.alphas, lr=lr, betas=betas, weight_decay=weight_decay)
         self.order = order
 
@@ -121,7 +123,7 @@ class ArchUpdate:
             grads = torch.autograd.grad(loss, self.alphas)
         else:
             assert train is not None and weights is not None, "second order needs a training batch"
-            loss, grads = unrolled_arch_grads(loss_fn, self.alphas, weights, train, val)
+            loss, grads = unrolled_arch_grads(loss_fn, self.alphas, weights, train, val, self.hessian_r)
         for a, g in zip(self.alphas, grads, strict=True):
             a.grad = g
         self.optimizer.step()
@@ -135,9 +137,16 @@ class ArchUpdate:
 
 
 def unrolled_arch_grads(
-    loss_fn: LossFn, alphas: Sequence[Tensor], weights: SGDUpdate, train: Batch, val: Batch
+    loss_fn: LossFn,
+    alphas: Sequence[Tensor],
+    weights: SGDUpdate,
+    train: Batch,
+    val: Batch,
+    r: float = HESSIAN_R,
 ) -> tuple[Tensor, list[Tensor]]:
     """Eq. (17): the validation loss at w' and its approximate hypergradient with respect to α.
+
+    ``r`` sets the finite difference's step, ε = r / ‖∇w' L_val‖ (the official code: 0.01).
 
     The module's parameters hold w on entry and on return (bit for bit: restored from a copy).
     """
@@ -166,7 +175,7 @@ def unrolled_arch_grads(
             for g, p in zip(grads[len(alphas) :], params, strict=True)
         ]
         norm = torch.sqrt(sum((t * t).sum() for t in v))  # type: ignore[arg-type]
-        eps = HESSIAN_R / max(float(norm), 1e-12)
+        eps = r / max(float(norm), 1e-12)
         hessian = _finite_difference(loss_fn, alphas, params, saved, v, eps, train)
     finally:
         with torch.no_grad():

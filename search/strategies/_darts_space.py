@@ -82,12 +82,12 @@ def argmax_genome(graph: Graph, arch: Mapping[str, np.ndarray]) -> tuple[Graph, 
         chosen[m] = labels[best] or graph.kind(cands[best])
         out.set_op(m, Identity())
         out.set_inputs(m, [cands[best]])
-    _prune(out)
+    _prune(out, [graph.output_node(), *graph.aux_outputs()])
     return verify(out), chosen
 
 
-def _prune(graph: Graph) -> None:
-    keep = [graph.output_node(), *graph.aux_outputs()]
+def _prune(graph: Graph, keep: list[NodeId]) -> None:
+    """Remove what no longer reaches an output (the candidates that were not chosen)."""
     alive: set[NodeId] = set()
     todo = list(keep)
     while todo:
