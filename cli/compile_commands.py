@@ -359,6 +359,18 @@ class ConvertConfig(_Config):
     cells: int = Field(ge=1)
     classes: int = Field(default=10, ge=1)
     auxiliary: bool = False
+    input_shape: tuple[int, ...] = (3, 32, 32)
+    """C x H x W of the input images (darts and darts-search)."""
+
+
+def _image_shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(d) for d in text.lower().split("x"))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise click.BadParameter(f"expected CxHxW such as 1x8x8, got {text!r}", param_hint="--input-shape")
+    return shape
 
 
 def convert_to_graph(config: ConvertConfig) -> Graph:
@@ -367,11 +379,18 @@ def convert_to_graph(config: ConvertConfig) -> Graph:
         from genomorph.grammar.darts import genotype_to_graph
 
         assert config.text is not None
-        return genotype_to_graph(config.text, config.channels, config.cells, config.classes, config.auxiliary)
+        return genotype_to_graph(
+            config.text,
+            config.channels,
+            config.cells,
+            config.classes,
+            config.auxiliary,
+            input_shape=config.input_shape,
+        )
     if config.source == "darts-search":
         from genomorph.grammar.darts import darts_supernet
 
-        return darts_supernet(config.channels, config.cells, config.classes)
+        return darts_supernet(config.channels, config.cells, config.classes, input_shape=config.input_shape)
     from genomorph.grammar.nb201 import nb201_to_graph
 
     assert config.text is not None
@@ -400,6 +419,7 @@ Examples:
   genomorph convert --from darts "Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5], reduce=[...], reduce_concat=[2, 3, 4, 5])" --auxiliary > darts_v2.genome
   genomorph convert --from nb201 '|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|'
   genomorph convert --from darts-search --channels 16 --cells 8 > darts_search.genome
+  genomorph convert --from darts-search -C 8 -N 5 --input-shape 1x8x8 > digits_space.genome
   echo '|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|' | genomorph convert --from nb201 -
   genomorph convert --to nb201 examples/nb201_best.genome
 
@@ -423,6 +443,11 @@ stage), darts-search C=16 N=8 (supernet with the 8 candidate ops on every edge);
 )
 @network_options
 @click.option("--auxiliary", is_flag=True, help="Add the auxiliary head (darts).")
+@click.option(
+    "--input-shape",
+    metavar="CxHxW",
+    help="Input image shape of darts / darts-search networks, e.g. 1x8x8.  [default: 3x32x32]",
+)
 @output_option()
 def convert(
     text: str | None,
@@ -432,6 +457,7 @@ def convert(
     cells: int | None,
     classes: int | None,
     auxiliary: bool,
+    input_shape: str | None,
     output: Path | None,
 ) -> None:
     """Convert published architectures (DARTS, NAS-Bench-201) to genomes and back."""
@@ -440,8 +466,10 @@ def convert(
     if to is not None:
         if text is None:
             raise click.UsageError("--to needs a genome FILE or - for standard input")
-        if channels or cells or classes or auxiliary:
-            raise click.UsageError("--channels/--cells/--classes/--auxiliary apply to --from only")
+        if channels or cells or classes or auxiliary or input_shape:
+            raise click.UsageError(
+                "--channels/--cells/--classes/--auxiliary/--input-shape apply to --from only"
+            )
         write_output(convert_from_graph(load_graph(read_source(text)), to) + "\n", output)  # type: ignore[arg-type]
         return
     assert from_ is not None
@@ -454,6 +482,9 @@ def convert(
         )
     if auxiliary and from_ != "darts":
         raise click.UsageError("--auxiliary applies to --from darts only")
+    if input_shape and from_ == "nb201":
+        raise click.UsageError("--input-shape applies to --from darts and darts-search")
+    shape = _image_shape(input_shape) if input_shape else (3, 32, 32)
     if text == STDIN:
         text = sys.stdin.read().strip()
     size = DEFAULT_SIZES[from_]
@@ -464,5 +495,6 @@ def convert(
         cells=cells or size.cells,
         classes=classes or 10,
         auxiliary=auxiliary,
+        input_shape=shape,
     )
     write_output(print_genome(convert_to_graph(config)).rstrip("\n") + "\n", output)
