@@ -38,7 +38,7 @@ run store, so a page left open for hours never gets in the run's way. It binds t
 def dashboard(run_dirs: tuple[Path, ...], port: int, host: str, poll: float) -> None:
     """Serve a live web page over search runs: plots, candidates, lineages, strategy views."""
     from .rundata import run_dirs as resolve
-    from .server import bind, create_app, hosts_for, serve
+    from .server import bind, create_app, hosts_for, serve, warm
 
     runs = resolve(list(run_dirs))
     try:
@@ -51,6 +51,7 @@ def dashboard(run_dirs: tuple[Path, ...], port: int, host: str, poll: float) -> 
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     app = create_app(runs, poll_s=poll, allowed_hosts=hosts_for(host))
+    warm(runs)
     for run in runs:
         click.echo(f"serving {run.root}", err=True)
     click.echo(f"genomorph dashboard: http://{shown}:{bound_port}/  (Ctrl-C stops)", err=True)

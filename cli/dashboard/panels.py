@@ -78,10 +78,13 @@ def generations_panel(ctx: PanelContext) -> Panel | None:
         }
     ]
     generations = sorted({r["meta"]["generation"] for r in done})
+    by_generation: dict[int, list[tuple[float, float, int]]] = {g: [] for g in generations}
+    for r in done:
+        by_generation[r["meta"]["generation"]].append((r["params"], r["objective"], r["id"]))
+    front: list[tuple[float, float, int]] = []
     for g in generations:
-        front = front_of(
-            [(r["params"], r["objective"], r["id"]) for r in done if r["meta"]["generation"] <= g]
-        )
+        # the front after generation g is the front of the previous front and g's children
+        front = front_of(front + by_generation[g])
         data.append(
             {
                 "type": "scatter",

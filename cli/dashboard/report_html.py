@@ -60,7 +60,7 @@ def run_report(run: RunDir) -> dict[str, Any]:
         graphs[cid] = svg
     if note is None and len(graphs) < len(details):
         note = f"this report embeds {len(graphs)} graph drawings; `genomorph dashboard {run.root}` draws any candidate"
-    panels = views.panels_for(run, page)
+    panels = views.panels_for(run)
     pictures = {}
     for panel in panels:
         for name in panel.get("pictures", []):

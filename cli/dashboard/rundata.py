@@ -12,10 +12,13 @@ dashboard opens its own connection with ``mode=ro`` for each request and closes 
   turns any damage (a half-written directory, a file that is not SQLite) into `RunUnreadable`
   with a message the page shows.
 
-Candidate rows are decoded with SQLite's JSON functions rather than pydantic, so 10 000 rows
-cost milliseconds (see ``bench/bench_dashboard.py``). Polls are incremental: ``since`` is the
-largest ``created_s``/``finished_s`` the page already has (store times only grow, resumes
-included); unfinished candidates are always resent because their status changes untimed.
+Table rows are built as JSON text by SQLite's JSON functions (C, no Python per row) and kept
+in a per-run cache that each request brings up to date cheaply: finished and failed rows never
+change again (the store only updates queued and running ones), so a refresh reads only rows
+with a larger id than seen and the rows still unfinished, both by primary key, whatever the
+size of the run. The page's polls are incremental: ``since`` is the cursor of its last answer
+(``EPOCH:VERSION``); the answer has the rows changed after it. A cursor from another cache (a
+restarted server, a run directory made anew) gets everything. See ``bench/bench_dashboard.py``.
 """
 
 from __future__ import annotations
@@ -24,48 +27,108 @@ import contextlib
 import json
 import math
 import os
+import secrets
 import sqlite3
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from genomorph.search.core.store import DB_NAME
 
-_ROW_SQL = """
-SELECT id, parent, status, reason, objective, val_accuracy, test_accuracy,
-       json_extract(metrics, '$.train_accuracy'), json_extract(metrics, '$.val_r2'),
-       json_extract(metrics, '$.test_r2'), params, macs, json_extract(metrics, '$.epochs'),
-       setup_s, train_s, eval_s, created_s, finished_s, attempts,
-       json_extract(budget, '$.train_on'), json_extract(budget, '$.epochs'),
-       json_extract(request, '$.meta'), rewrites, genome
-FROM candidates
-"""
-_ROW_KEYS = [
-    "id",
-    "parent",
-    "status",
-    "reason",
-    "objective",
-    "val_accuracy",
-    "test_accuracy",
-    "train_accuracy",
-    "val_r2",
-    "test_r2",
-    "params",
-    "macs",
-    "epochs",
-    "setup_s",
-    "train_s",
-    "eval_s",
-    "created_s",
-    "finished_s",
-    "attempts",
-    "train_on",
-    "budget_epochs",
-]
-#: characters of genome text in a table row; the full text comes with the candidate's detail
+#: characters of genome text in a table row (its lines joined by " ; "); the detail has it all
 GENOME_PREVIEW = 96
+#: one table row as JSON text, plus what the cache keeps apart: id, status, times
+_ROW_SQL = """
+SELECT id, status, json_object(
+    'id', id, 'parent', parent, 'status', status, 'reason', reason, 'objective', objective,
+    'val_accuracy', val_accuracy, 'test_accuracy', test_accuracy,
+    'train_accuracy', json_extract(metrics, '$.train_accuracy'),
+    'val_r2', json_extract(metrics, '$.val_r2'), 'test_r2', json_extract(metrics, '$.test_r2'),
+    'params', params, 'macs', macs, 'epochs', json_extract(metrics, '$.epochs'),
+    'setup_s', setup_s, 'train_s', train_s, 'eval_s', eval_s,
+    'created_s', created_s, 'finished_s', finished_s, 'attempts', attempts,
+    'budget_epochs', json_extract(budget, '$.epochs'),
+    'final', json(CASE json_extract(budget, '$.train_on') WHEN 'train+val' THEN 'true' ELSE 'false' END),
+    'meta', json(COALESCE(json_extract(request, '$.meta'), '{}')),
+    'rewrites', (SELECT json_group_array(COALESCE(json_extract(r.value, '$.rewrite'), '?'))
+                 FROM json_each(c.rewrites) AS r),
+    'genome', CASE WHEN length(c.preview) > :cut THEN substr(c.preview, 1, :cut - 1) || '…' ELSE c.preview END
+), COALESCE(train_s, 0), COALESCE(eval_s, 0), COALESCE(setup_s, 0)
+FROM (
+    SELECT *, trim(replace(replace(genome, char(13), ''), char(10), ' ; '), ' ;') AS preview
+    FROM candidates WHERE id > :after OR id IN (SELECT value FROM json_each(:pending))
+) AS c ORDER BY id
+"""
+_UNFINISHED = ("queued", "running")
+
+
+class _RowCache:
+    """The table rows of one run as JSON text, each with the cache version it last changed in."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.reset(None)
+
+    def reset(self, identity: tuple[int, int] | None) -> None:
+        self.identity = identity
+        self.epoch = secrets.token_hex(4)
+        self.version = 0
+        self.texts: dict[int, str] = {}
+        self.decoded: dict[int, dict[str, Any]] = {}
+        self.changed: dict[int, int] = {}
+        self.status: dict[int, str] = {}
+        self.times: dict[int, tuple[float, float, float]] = {}
+        self.unfinished: set[int] = set()
+        self.max_id = -1
+
+    def refresh(self, db: sqlite3.Connection, identity: tuple[int, int]) -> None:
+        """Read new rows and the rows still unfinished (inside the caller's read transaction)."""
+        if identity != self.identity:
+            self.reset(identity)  # another database file: a run made anew in the same directory
+        rows = self._read(db, self.max_id, sorted(self.unfinished))
+        if (
+            rows
+            and self.max_id >= 0
+            and not db.execute("SELECT 1 FROM candidates WHERE id = ?", (self.max_id,)).fetchone()
+        ):
+            self.reset(identity)  # rows went missing: start over from this snapshot
+            rows = self._read(db, -1, [])
+        changed = [r for r in rows if self.texts.get(r[0]) != r[2]]
+        if not changed:
+            return
+        self.version += 1
+        for cid, status, text, train_s, eval_s, setup_s in changed:
+            self.texts[cid] = text
+            self.decoded.pop(cid, None)
+            self.changed[cid] = self.version
+            self.status[cid] = status
+            self.times[cid] = (train_s, eval_s, setup_s)
+            if status in _UNFINISHED:
+                self.unfinished.add(cid)
+            else:
+                self.unfinished.discard(cid)
+            self.max_id = max(self.max_id, cid)
+
+    @staticmethod
+    def _read(db: sqlite3.Connection, after: int, pending: list[int]) -> list[tuple]:
+        args = {"after": after, "pending": json.dumps(pending), "cut": GENOME_PREVIEW}
+        return db.execute(_ROW_SQL, args).fetchall()
+
+    def since(self, cursor: str | None) -> list[int] | None:
+        """Ids changed after ``cursor`` (unfinished ones always), or None: send everything."""
+        epoch, _, version = (cursor or "").partition(":")
+        if epoch != self.epoch or not version.isdigit() or int(version) > self.version:
+            return None
+        after = int(version)
+        return sorted({cid for cid, v in self.changed.items() if v > after} | self.unfinished)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every row decoded (for the panels); decoded once per change."""
+        for cid in self.texts.keys() - self.decoded.keys():
+            self.decoded[cid] = json.loads(self.texts[cid])
+        return [self.decoded[cid] for cid in sorted(self.texts)]
 
 
 class RunUnreadable(Exception):
@@ -77,23 +140,6 @@ def _finite(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def _preview(genome: str) -> str:
-    """The genome on one line, shortened: enough to tell candidates apart in the table."""
-    lines = [
-        line.strip() for line in genome.splitlines() if line.strip() and not line.lstrip().startswith("#")
-    ]
-    text = " ; ".join(lines)
-    return text if len(text) <= GENOME_PREVIEW else text[: GENOME_PREVIEW - 1] + "…"
-
-
-def _rewrite_names(raw: str | None) -> list[str]:
-    try:
-        records = json.loads(raw or "[]")
-    except json.JSONDecodeError:
-        return []
-    return [str(r.get("rewrite", "?")) if isinstance(r, dict) else "?" for r in records]
 
 
 def _loads(raw: str | None, default: Any = None) -> Any:
@@ -112,6 +158,7 @@ class RunDir:
     index: int
     root: Path
     """Resolved absolute path."""
+    _cache: _RowCache = field(default_factory=_RowCache, compare=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -166,34 +213,38 @@ class RunDir:
         except (OSError, ValueError):
             return None
 
-    def page(self, since: float | None = None) -> dict[str, Any]:
-        """The run's state for the page: meta, summary, and candidate rows changed since ``since``."""
+    def page(self, since: str | None = None) -> dict[str, Any]:
+        """`page_json`, decoded."""
+        return json.loads(self.page_json(since))
+
+    def page_json(self, since: str | None = None) -> str:
+        """The run's state for the page as JSON text: meta, summary, counts, and the candidate
+        rows changed after the cursor ``since`` (all of them when None or another cache's)."""
         db = self.connect()
+        cache = self._cache
         try:
-            # one read transaction: rows, counts and sums come from the same snapshot
-            db.execute("BEGIN")
-            meta = {k: _loads(v) for k, v in db.execute("SELECT key, value FROM run").fetchall()}
-            where, args = "", ()
-            if since is not None:
-                where = " WHERE created_s >= ? OR finished_s >= ? OR status IN ('queued', 'running')"
-                args = (since, since)
-            rows = db.execute(_ROW_SQL + where + " ORDER BY id", args).fetchall()
-            counts = dict(db.execute("SELECT status, COUNT(*) FROM candidates GROUP BY status").fetchall())
-            times = db.execute(
-                "SELECT COALESCE(SUM(train_s), 0), COALESCE(SUM(eval_s), 0), COALESCE(SUM(setup_s), 0)"
-                " FROM candidates"
-            ).fetchone()
-            events = db.execute("SELECT at_s, kind, detail FROM events ORDER BY id DESC LIMIT 20").fetchall()
-            db.execute("COMMIT")
+            with cache.lock:
+                # one read transaction: rows, meta and events come from the same snapshot
+                db.execute("BEGIN")
+                meta = {k: _loads(v) for k, v in db.execute("SELECT key, value FROM run").fetchall()}
+                cache.refresh(db, self._identity())
+                events = db.execute(
+                    "SELECT at_s, kind, detail FROM events ORDER BY id DESC LIMIT 20"
+                ).fetchall()
+                db.execute("COMMIT")
+                ids = cache.since(since)
+                selected = sorted(cache.texts) if ids is None else ids
+                rows = "[" + ",".join(cache.texts[i] for i in selected) + "]"
+                counts: dict[str, int] = {}
+                for status in cache.status.values():
+                    counts[status] = counts.get(status, 0) + 1
+                times = [sum(t[k] for t in cache.times.values()) for k in range(3)]
+                cursor = f"{cache.epoch}:{cache.version}"
         except sqlite3.DatabaseError as err:
             raise RunUnreadable(f"{self.db_path} cannot be read as a run database: {err}") from None
         finally:
             db.close()
-        candidates = [self._row(r) for r in rows]
-        # the next poll asks for what changed after the newest time this one saw
-        stamps = [t for c in candidates for t in (c["created_s"], c["finished_s"]) if t is not None]
-        cursor = max([since or 0.0, *stamps]) if stamps or since is not None else None
-        return {
+        head = {
             "run": self.describe(),
             "config": _config(meta),
             "status": {
@@ -213,21 +264,23 @@ class RunDir:
                     for at, kind, detail in reversed(events)
                 ],
             },
-            "summary": self.read_json_file("summary.json"),
-            "full": since is None,
+            "summary": _finite_tree(self.read_json_file("summary.json")),
+            "full": ids is None,
             "cursor": cursor,
-            "candidates": candidates,
         }
+        # the rows are JSON text already: splice them in rather than decode and re-encode them
+        text = json.dumps(head, separators=(",", ":"), allow_nan=False)
+        return f'{text[:-1]},"candidates":{rows}}}'
 
-    @staticmethod
-    def _row(r: tuple) -> dict[str, Any]:
-        row = {k: _finite(v) for k, v in zip(_ROW_KEYS, r[: len(_ROW_KEYS)], strict=True)}
-        meta = _loads(r[len(_ROW_KEYS)], {})
-        row["final"] = row.pop("train_on") == "train+val"
-        row["meta"] = meta if isinstance(meta, dict) else {}
-        row["rewrites"] = _rewrite_names(r[len(_ROW_KEYS) + 1])
-        row["genome"] = _preview(r[len(_ROW_KEYS) + 2] or "")
-        return row
+    def rows(self) -> list[dict[str, Any]]:
+        """Every candidate's table row, decoded, in id order (brought up to date first)."""
+        self.page_json(f"{self._cache.epoch}:{self._cache.version}")
+        with self._cache.lock:
+            return self._cache.rows()
+
+    def _identity(self) -> tuple[int, int]:
+        stat = os.stat(self.db_path)
+        return stat.st_dev, stat.st_ino
 
     def candidate(self, cid: int) -> dict[str, Any] | None:
         """Everything about one candidate, with its lineage (root first) and its children."""

@@ -22,15 +22,17 @@ internet cannot reach a loopback dashboard through DNS rebinding.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import socket
+import threading
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
@@ -102,13 +104,16 @@ def create_app(
         run = run_of(request)
         if run is None:
             return _error("no such run", 404)
-        raw = request.query_params.get("since")
+        since = request.query_params.get("since") or None
+        if since is not None and not re.fullmatch(r"[0-9a-f]+:[0-9]+", since):
+            return _error("since must be the cursor of a previous answer (EPOCH:VERSION)", 400)
         try:
-            since = float(raw) if raw not in (None, "", "null") else None
-        except ValueError:
-            return _error("since must be a number", 400)
-        try:
-            return _json(run.page(since))
+            text = run.page_json(since)
+            return Response(
+                text,
+                media_type="application/json",
+                headers={**_SECURITY_HEADERS, "Cache-Control": "no-store"},
+            )
         except RunUnreadable as err:
             return _json({"run": run.describe(), "error": str(err)})
 
@@ -174,10 +179,24 @@ def create_app(
         Route("/api/runs/{run:int}/candidates/{cid:int}/graph.svg", graph),
         Route("/api/runs/{run:int}/files/{name:path}", files),
     ]
-    middleware = [Middleware(GZipMiddleware, minimum_size=2048)]
+    # no compression: on loopback it would only cost the CPU a search is using
+    middleware = []
     if allowed_hosts is not None:
-        middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
+        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
     return Starlette(routes=routes, middleware=middleware, exception_handlers={Exception: internal_error})
+
+
+def warm(runs: list[RunDir]) -> threading.Thread:
+    """Read every run once in the background, so the first page load finds the row caches full."""
+
+    def read() -> None:
+        for run in runs:
+            with contextlib.suppress(RunUnreadable):
+                run.page_json()
+
+    thread = threading.Thread(target=read, name="genomorph-dashboard-warm", daemon=True)
+    thread.start()
+    return thread
 
 
 def hosts_for(host: str) -> list[str]:
@@ -205,4 +224,4 @@ def serve(app: Starlette, sock: socket.socket) -> None:
     uvicorn.Server(config).run(sockets=[sock])
 
 
-__all__ = ["bind", "create_app", "hosts_for", "serve", "static_files"]
+__all__ = ["bind", "create_app", "hosts_for", "serve", "static_files", "warm"]

@@ -15,6 +15,7 @@ import html
 import json
 import logging
 import sqlite3
+import threading
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -138,11 +139,12 @@ def _strategy_state(run: RunDir) -> Any:
         return {}
 
 
-def panel_context(run: RunDir, page: dict[str, Any] | None = None) -> PanelContext:
-    page = page or run.page(None)
+def panel_context(run: RunDir) -> PanelContext:
+    rows = run.rows()  # brings the row cache up to date
+    page = run.page(f"{run._cache.epoch}:{run._cache.version}")  # status and summary, no rows
     meta = {k: page["status"].get(k) for k in ("hypervolume", "hypervolume_reference")}
     return PanelContext(
-        rows=page["candidates"],
+        rows=rows,
         summary=page.get("summary"),
         meta=meta,
         strategy_state=_strategy_state(run),
@@ -151,9 +153,29 @@ def panel_context(run: RunDir, page: dict[str, Any] | None = None) -> PanelConte
     )
 
 
-def panels_for(run: RunDir, page: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """The per-strategy figures of one run; RunUnreadable when its database cannot be read."""
-    return build_panels(panel_context(run, page))
+_PANELS: dict[Path, tuple[tuple, list[dict[str, Any]]]] = {}
+_PANELS_LOCK = threading.Lock()
+
+
+def panels_for(run: RunDir) -> list[dict[str, Any]]:
+    """The per-strategy figures of one run; RunUnreadable when its database cannot be read.
+
+    Kept until the store changes or a file appears or is replaced at the top of the run
+    directory (atomic writes rename, which changes the directory's mtime): many open pages
+    and polls then cost one build."""
+    context = panel_context(run)
+    try:
+        key: tuple = (run._cache.epoch, run._cache.version, run.root.stat().st_mtime_ns)
+    except OSError:
+        key = (None,)
+    with _PANELS_LOCK:
+        cached = _PANELS.get(run.root)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+    panels = build_panels(context)
+    with _PANELS_LOCK:
+        _PANELS[run.root] = (key, panels)
+    return panels
 
 
 # ---------------------------------------------------------------------------- graphs

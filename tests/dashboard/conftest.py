@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-#: a NASH step with two children: 4 candidates (start, 2 children, final training), ~10 s on one core
+#: a NASH step with two children, one epoch each: 4 candidates (start, 2 children, final training)
 SEARCH = ["search", "--strategy", "nash", "--dataset", "digits", "--set", "steps=1", "--set", "children=2"]
+SEARCH += ["--set", "epochs=1", "--set", "start_epochs=1", "--set", "final_epochs=1"]
 
 
 def genomorph(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:

@@ -119,6 +119,8 @@ def test_page_candidates_and_an_unreadable_run(served: tuple[int, Path]) -> None
     status, later = get_json(port, f"/api/runs/0/page?since={page['cursor']}")
     assert status == 200 and not later["full"]
     assert get_json(port, "/api/runs/0/page?since=abc")[0] == 400
+    status, stale = get_json(port, "/api/runs/0/page?since=00:7")  # another cache: everything
+    assert status == 200 and stale["full"] and len(stale["candidates"]) == 5
     status, detail = get_json(port, "/api/runs/0/candidates/3")
     assert status == 200 and detail["id"] == 3 and detail["lineage"][-1]["id"] == 3
     assert get_json(port, "/api/runs/0/candidates/99")[0] == 404

@@ -9,6 +9,16 @@
   const MAX_ROWS = 500;
   const COLORS = ["#2f6fdb", "#e4572e", "#17a398", "#8e44ad", "#f3a712", "#5d737e", "#c0392b", "#1e8e3e"];
   const PLOT_CONFIG = { responsive: true, displaylogo: false };
+  // titles on the left: the mode bar's buttons sit on the right
+  const title = (text) => ({ text, x: 0.01, xanchor: "left", font: { size: 14 } });
+  function scoreRange(values) {
+    // a few equal scores would get plotly's ±0.5 around them: pad by a share of the spread instead
+    const finite = values.filter((v) => v !== null && v !== undefined && Number.isFinite(v));
+    if (!finite.length) return undefined;
+    const lo = Math.min(...finite), hi = Math.max(...finite);
+    const pad = Math.max(0.005, 0.08 * (hi - lo));
+    return [lo - pad, hi + pad];
+  }
 
   const state = {
     runs: [],
@@ -35,7 +45,7 @@
   const live = {
     live: true,
     runs: async () => (await getJSON("/api/runs")).runs,
-    page: (i, since) => getJSON(`/api/runs/${i}/page` + (since === null || since === undefined ? "" : `?since=${since}`)),
+    page: (i, since) => getJSON(`/api/runs/${i}/page` + (since === null || since === undefined ? "" : `?since=${encodeURIComponent(since)}`)),
     panels: (i) => getJSON(`/api/runs/${i}/panels`),
     candidate: (i, cid) => getJSON(`/api/runs/${i}/candidates/${cid}`),
     graph: async (i, cid) => {
@@ -171,12 +181,14 @@
   function renderMainPlots() {
     const accData = [];
     const progressData = [];
+    const scores = [];
     let task = "classification";
     state.runs.forEach((run, i) => {
       task = taskOf(run);
       const label = state.runs.length > 1 ? `${run.info.name}: ` : "";
       const done = [...run.rows.values()].filter((c) => searched(c) && c.params);
       const points = done.map((c) => ({ x: c.params, y: c.objective, id: c.id }));
+      scores.push(...points.map((p) => p.y));
       accData.push({
         type: scatterType(points.length), mode: "markers", name: `${label}candidates`, x: points.map((p) => p.x), y: points.map((p) => p.y),
         text: points.map((p) => `#${p.id}`), customdata: points.map((p) => [i, p.id]), marker: { color: color(i), size: 7, opacity: 0.6 },
@@ -211,13 +223,14 @@
         x: timed.map((c) => c.finished_s), y: bestSoFar });
     });
     const yTitle = task === "regression" ? "validation R²" : "validation accuracy";
+    const range = scoreRange(scores);
     Plotly.react("plot-acc-params", accData, {
-      title: { text: `${yTitle} vs parameters` }, margin: { t: 40, r: 10 }, legend: { orientation: "h" },
-      xaxis: { type: "log", title: { text: "parameters" } }, yaxis: { title: { text: yTitle } },
+      title: title(`${yTitle} vs parameters`), margin: { t: 40, r: 10 }, legend: { orientation: "h", y: -0.22 },
+      xaxis: { type: "log", title: { text: "parameters" } }, yaxis: { title: { text: yTitle }, range },
     }, PLOT_CONFIG);
     Plotly.react("plot-progress", progressData, {
-      title: { text: "best so far over run time" }, margin: { t: 40, r: 10 }, legend: { orientation: "h" },
-      xaxis: { title: { text: "run time (s)" } }, yaxis: { title: { text: yTitle } },
+      title: title("best so far over run time"), margin: { t: 40, r: 10 }, legend: { orientation: "h", y: -0.22 },
+      xaxis: { title: { text: "run time (s)" } }, yaxis: { title: { text: yTitle }, range },
     }, PLOT_CONFIG);
   }
 
@@ -366,7 +379,7 @@
     const keys = ["train_loss", "val_loss", "val_accuracy", "train_accuracy"].filter((k) => history.some((h) => h[k] !== undefined));
     Plotly.react("plot-history", keys.map((k) => ({ type: "scatter", mode: "lines+markers", name: k, x: history.map((h) => h.epoch), y: history.map((h) => h[k]),
       yaxis: k.includes("loss") ? "y" : "y2" })), {
-      title: { text: `training of #${d.id} per epoch` }, margin: { t: 40, r: 50 }, legend: { orientation: "h" },
+      title: title(`training of #${d.id} per epoch`), margin: { t: 40, r: 50 }, legend: { orientation: "h", y: -0.3 },
       xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: "loss" } }, yaxis2: { title: { text: "accuracy" }, overlaying: "y", side: "right" },
     }, PLOT_CONFIG);
   }
@@ -384,7 +397,9 @@
         const plot = el("div", { class: "plot" });
         div.append(plot);
         box.append(div);
-        Plotly.react(plot, panel.figure.data, Object.assign({ margin: { t: 40 } }, panel.figure.layout), PLOT_CONFIG);
+        const layout = Object.assign({ margin: { t: 40 } }, panel.figure.layout);
+        if (layout.title && layout.title.text) layout.title = title(layout.title.text);
+        Plotly.react(plot, panel.figure.data, layout, PLOT_CONFIG);
         plot.on("plotly_click", (e) => {
           const p = e.points && e.points[0];
           if (p && typeof p.customdata === "number") selectCandidate(state.selectedRun, p.customdata);
