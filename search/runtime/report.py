@@ -332,7 +332,10 @@ def plotters(strategy: Strategy) -> list[PlotFunction]:
     """The plot functions registered for a strategy (by its name), importing their module."""
     module = PLOT_MODULES.get(strategy.name)
     if module is not None:
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except ImportError as err:  # the extra pictures are lost, not the report
+            logger.warning("plots of strategy %s unavailable: %s", strategy.name, err)
     return list(_PLOTTERS.get(strategy.name, []))
 
 
