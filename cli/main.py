@@ -27,6 +27,8 @@ COMMANDS: dict[str, str] = {
     "search": "genomorph.cli.search_commands:search",
     "resume": "genomorph.cli.search_commands:resume",
     "report": "genomorph.cli.search_commands:report",
+    "export": "genomorph.cli.export_commands:export",
+    "import": "genomorph.cli.export_commands:import_",
     "dashboard": "genomorph.cli.dashboard.command:dashboard",
 }
 
