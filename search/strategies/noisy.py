@@ -31,6 +31,7 @@ from genomorph.ir import Graph, Weights
 from genomorph.search.core.protocol import (
     JSON,
     Budget,
+    DatasetInfo,
     EvalRequest,
     EvalResult,
     FlattenStop,
@@ -44,12 +45,10 @@ from genomorph.search.core.state import Rng, seeded
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import _noisy_rules as rules
-from ._noisy_meta import NoisyMeta, reload
+from ._noisy_meta import LayerRule, NoisyMeta, reload
 
 log = logging.getLogger(__name__)
 
-#: the defaults used for a dataset not in `DEFAULTS`
-OTHER = "other"
 
 #: recipe of the shrink phase's fine-tuning (``genomorph.search.runtime.recipes_noisy``)
 DECAY_RECIPE = "noisy-decay"
@@ -58,41 +57,18 @@ META_INPUT = "noisy-meta"
 #: iterations that fail in a row before the search gives up
 MAX_FAILURES = 3
 
-#: defaults per dataset, measured on the shared 2-core machine (docs/strategies.md)
-DEFAULTS: dict[str, dict[str, Any]] = {  # fmt: skip
-    "spirals": {
-        "iterations": 12,
-        "neurons_to_add": 16,
-        "lr": 0.05,
-        "max_epochs": 60,
-        "decay_steps": 200,
-        "hidden": 8,
-    },
-    "regression2d": {
-        "iterations": 10,
-        "neurons_to_add": 16,
-        "lr": 0.02,
-        "max_epochs": 60,
-        "decay_steps": 200,
-        "hidden": 8,
-    },
-    "digits": {
-        "iterations": 6,
-        "neurons_to_add": 16,
-        "lr": 0.05,
-        "max_epochs": 30,
-        "decay_steps": 100,
-        "hidden": 32,
-    },
-    OTHER: {
-        "iterations": 6,
-        "neurons_to_add": 32,
-        "lr": 0.05,
-        "max_epochs": 10,
-        "decay_steps": 200,
-        "hidden": 32,
-    },
+#: defaults by the kind of input, not the dataset's name: vectors (toy sets, tables) get a small
+#: MLP H-ResNet and many cheap iterations, images a conv stem and fewer (docs/strategies.md)
+DEFAULTS: dict[str, dict[str, int]] = {
+    "vectors": {"iterations": 12, "hidden": 8, "decay_steps": 200},
+    "images": {"iterations": 6, "hidden": 32, "decay_steps": 100},
 }
+#: max_epochs on the reference data (digits), scaled to the data by `scale.DataScale`
+REFERENCE_MAX_EPOCHS = 30
+
+
+def kind_of(info: DatasetInfo) -> str:
+    return "images" if len(info.input_shape) == 3 else "vectors"
 
 
 class NoisyConfig(BaseModel):
@@ -114,23 +90,36 @@ class NoisyConfig(BaseModel):
     max_epochs: int | None = Field(default=None, ge=1)
     flatten_threshold: float | None = None
     decay_steps: int | None = Field(default=None, ge=1)
-    layer_rule: str | None = None
+    layer_rule: LayerRule | None = None
     remove_layer_at: int | None = Field(default=None, ge=0)
     max_params: int | None = Field(default=None, ge=1)
 
-    def base_meta(self, dataset: str) -> NoisyMeta:
-        """The meta-parameters before any file: dataset defaults, then the ``--set`` values."""
-        table = DEFAULTS.get(dataset, DEFAULTS[OTHER])
-        values = {k: table[k] for k in ("neurons_to_add", "lr", "max_epochs", "decay_steps")}
-        given = self.model_dump(exclude_none=True, exclude={"meta", "iterations", "hidden"})
+    def base_meta(self, info: DatasetInfo, epochs: int | None = None) -> NoisyMeta:
+        """The meta-parameters before any file: scaled defaults, then ``--epochs`` and ``--set`` values."""
         from pydantic import ValidationError
 
+        from .scale import DataScale, resolve
+
+        values: dict[str, Any] = {
+            "max_epochs": resolve(
+                "max_epochs",
+                self.max_epochs,
+                DataScale.of(info).epochs(REFERENCE_MAX_EPOCHS),
+                epochs,
+                "--epochs",
+            ),
+            "decay_steps": DEFAULTS[kind_of(info)]["decay_steps"],
+        }
+        given = self.model_dump(exclude_none=True, exclude={"meta", "iterations", "hidden"})
         try:
-            return NoisyMeta.model_validate({**values, **given})
+            return NoisyMeta.model_validate({**values, **given, "max_epochs": values["max_epochs"]})
         except ValidationError as err:
             from genomorph.ir import ConfigError
 
-            raise ConfigError(f"invalid noisy option: {err.errors()[0]['msg']}") from None
+            first = err.errors()[0]
+            raise ConfigError(
+                f"invalid noisy option {'.'.join(map(str, first['loc']))}: {first['msg']}"
+            ) from None
 
 
 #: the conv layers in front of the H-ResNet of the default start network for images
@@ -218,16 +207,13 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
 
     def __init__(self, config: NoisyConfig, setup: SearchSetup) -> None:
         super().__init__(config, setup)
-        table = DEFAULTS.get(setup.dataset.name, DEFAULTS[OTHER])
-        if setup.budget is not None and config.iterations is not None and setup.budget != config.iterations:
-            from genomorph.ir import ConfigError
+        from .scale import resolve
 
-            raise ConfigError(
-                f"--budget {setup.budget} contradicts the strategy option iterations = {config.iterations}",
-                hint="give only one of --budget and --set iterations=...",
-            )
-        self.iterations: int = config.iterations or setup.budget or table["iterations"]
-        self.base = config.base_meta(setup.dataset.name)
+        table = DEFAULTS[kind_of(setup.dataset)]
+        self.iterations = resolve(
+            "iterations", config.iterations, table["iterations"], setup.budget, "--budget"
+        )
+        self.base = config.base_meta(setup.dataset, setup.epochs)
         self.start = start_genome(setup, config.hidden or table["hidden"])
         self.classification = setup.dataset.task == "classification"
         self._weights: tuple[str, Weights] | None = None  # weights cache (not state)
@@ -240,15 +226,8 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
         cfg = self.config
         if cfg.meta is None:
             return
-        read = getattr(ctx, "read_input", None)
-        if read is not None:
-            text = read(META_INPUT, cfg.meta)
-        else:  # an engine without recorded inputs: read the file directly (no replay on resume)
-            try:
-                with open(cfg.meta, encoding="utf-8") as handle:
-                    text = handle.read()
-            except OSError:
-                text = None
+        # recorded in the store with the proposals made from it: a resume replays this very text
+        text = ctx.read_input(META_INPUT, cfg.meta)
         if text == self.state.meta_text and text is not None:
             return
         meta, warning = reload(text, cfg.meta, self.state.meta, self.base)
