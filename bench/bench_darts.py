@@ -1,0 +1,302 @@
+"""DARTS search-step benchmark: genomorph's lowered supernet against one written by hand.
+
+At the official search configuration (3x32x32 inputs, C=16, 8 cells, 10 classes, CPU) and
+batch 16 / 64, alternately for the two contenders (median of per-round ratios):
+
+- the **weight step** (forward, cross-entropy, backward, clip, SGD);
+- the **first-order architecture step** (validation forward/backward, Adam on α);
+- the **second-order architecture step** (eq. 17: unrolled weights, validation gradient,
+  finite-difference Hessian-vector product);
+- **peak RSS** of a fresh process doing one of each step (``ru_maxrss``);
+- the hyperDARTS (linear hypernetwork) weight step against the DARTS weight step, both genomorph.
+
+The hand-written contender follows the structure of the official ``model_search.py`` /
+``architect.py``: one module per candidate op, every op evaluated on every edge, and the
+second-order step builds a fresh copy of the whole model for the unrolled weights. genomorph's
+second-order step writes w' and w± into the module's own weights instead. Targets (issue 8):
+each step <= 0.7x, peak memory <= 0.8x. Both networks are checked to have the same parameter
+count. Run: ``python bench/bench_darts.py`` (``--batch 16 64``, ``--repeats N``, ``--threads T``,
+``--skip-memory``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import multiprocessing
+import resource
+
+import torch
+import torch.nn.functional as F
+from _timing import Comparison, interleaved, table
+from genomorph.grammar.darts import darts_supernet
+from genomorph.lower import lower
+from genomorph.search.runtime.darts_steps import ArchUpdate, SGDUpdate, classification_loss
+from torch import nn
+
+PRIMITIVES = ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5",
+              "dil_conv_3x3", "dil_conv_5x5")  # fmt: skip
+
+
+# ------------------------------------------------------------------ the hand-written supernet
+def _relu_conv_bn(c_in: int, c_out: int, kernel: int, stride: int, pad: int, dil: int = 1, groups: int = 1):
+    return [
+        nn.ReLU(inplace=False),
+        nn.Conv2d(c_in, c_out, kernel, stride, pad, dil, groups=groups, bias=False),
+    ]
+
+
+class SepConvOp(nn.Sequential):
+    def __init__(self, c: int, kernel: int, stride: int, pad: int) -> None:
+        super().__init__(
+            *_relu_conv_bn(c, c, kernel, stride, pad, groups=c), nn.Conv2d(c, c, 1, bias=False),
+            nn.BatchNorm2d(c, affine=False),
+            *_relu_conv_bn(c, c, kernel, 1, pad, groups=c), nn.Conv2d(c, c, 1, bias=False),
+            nn.BatchNorm2d(c, affine=False),
+        )  # fmt: skip
+
+
+class DilConvOp(nn.Sequential):
+    def __init__(self, c: int, kernel: int, stride: int, pad: int) -> None:
+        super().__init__(
+            *_relu_conv_bn(c, c, kernel, stride, pad, dil=2, groups=c), nn.Conv2d(c, c, 1, bias=False),
+            nn.BatchNorm2d(c, affine=False),
+        )  # fmt: skip
+
+
+class Reduce(nn.Module):
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(c_in, c_out // 2, 1, 2, bias=False)
+        self.b = nn.Conv2d(c_in, c_out // 2, 1, 2, bias=False)
+        self.bn = nn.BatchNorm2d(c_out, affine=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(x)
+        return self.bn(torch.cat([self.a(x), self.b(x[:, :, 1:, 1:])], 1))
+
+
+class ZeroOp(nn.Module):
+    def __init__(self, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :, :: self.stride, :: self.stride].mul(0.0)
+
+
+def _op(name: str, c: int, stride: int) -> nn.Module:
+    if name == "none":
+        return ZeroOp(stride)
+    if name == "max_pool_3x3":
+        return nn.Sequential(nn.MaxPool2d(3, stride, 1), nn.BatchNorm2d(c, affine=False))
+    if name == "avg_pool_3x3":
+        return nn.Sequential(
+            nn.AvgPool2d(3, stride, 1, count_include_pad=False), nn.BatchNorm2d(c, affine=False)
+        )
+    if name == "skip_connect":
+        return nn.Identity() if stride == 1 else Reduce(c, c)
+    kernel = int(name[-1])
+    if name.startswith("sep"):
+        return SepConvOp(c, kernel, stride, kernel // 2)
+    return DilConvOp(c, kernel, stride, kernel - 1)
+
+
+class MixedEdge(nn.Module):
+    def __init__(self, c: int, stride: int) -> None:
+        super().__init__()
+        self.ops = nn.ModuleList(_op(p, c, stride) for p in PRIMITIVES)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return sum(w * op(x) for w, op in zip(weights, self.ops, strict=True))  # type: ignore[return-value]
+
+
+class SearchCell(nn.Module):
+    def __init__(self, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool) -> None:
+        super().__init__()
+        self.reduction = reduction
+        self.pre0 = Reduce(c_pp, c) if reduction_prev else nn.Sequential(
+            *_relu_conv_bn(c_pp, c, 1, 1, 0), nn.BatchNorm2d(c, affine=False))  # fmt: skip
+        self.pre1 = nn.Sequential(*_relu_conv_bn(c_p, c, 1, 1, 0), nn.BatchNorm2d(c, affine=False))
+        self.edges = nn.ModuleList(
+            MixedEdge(c, 2 if reduction and j < 2 else 1) for i in range(4) for j in range(2 + i)
+        )
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        states, offset = [self.pre0(s0), self.pre1(s1)], 0
+        for _ in range(4):
+            s = sum(self.edges[offset + j](h, weights[offset + j]) for j, h in enumerate(states))
+            offset += len(states)
+            states.append(s)  # type: ignore[arg-type]
+        return torch.cat(states[-4:], dim=1)
+
+
+class HandSupernet(nn.Module):
+    def __init__(self, c: int = 16, classes: int = 10, layers: int = 8) -> None:
+        super().__init__()
+        self.args = (c, classes, layers)
+        self.stem = nn.Sequential(nn.Conv2d(3, 3 * c, 3, padding=1, bias=False), nn.BatchNorm2d(3 * c))
+        c_pp, c_p, c_cur, reduction_prev = 3 * c, 3 * c, c, False
+        self.cells = nn.ModuleList()
+        for i in range(layers):
+            reduction = i in (layers // 3, 2 * layers // 3)
+            c_cur *= 2 if reduction else 1
+            self.cells.append(SearchCell(c_pp, c_p, c_cur, reduction, reduction_prev))
+            reduction_prev = reduction
+            c_pp, c_p = c_p, 4 * c_cur
+        self.classifier = nn.Linear(c_p, classes)
+        self.alphas_normal = (1e-3 * torch.randn(14, 8)).requires_grad_()
+        self.alphas_reduce = (1e-3 * torch.randn(14, 8)).requires_grad_()
+
+    def arch_parameters(self) -> list[torch.Tensor]:
+        return [self.alphas_normal, self.alphas_reduce]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            alphas = self.alphas_reduce if cell.reduction else self.alphas_normal
+            s0, s1 = s1, cell(s0, s1, F.softmax(alphas, dim=-1))
+        return self.classifier(F.adaptive_avg_pool2d(s1, 1).flatten(1))
+
+    def new(self) -> HandSupernet:
+        """A fresh model with this one's α (what the official second-order step builds)."""
+        other = HandSupernet(*self.args)
+        for a, b in zip(other.arch_parameters(), self.arch_parameters(), strict=True):
+            a.data.copy_(b.data)
+        return other
+
+
+def hand_second_order(model: HandSupernet, arch_opt: torch.optim.Optimizer, w_opt: torch.optim.SGD,
+                      train: tuple, val: tuple) -> None:  # fmt: skip
+    """The official Architect._backward_step_unrolled: a new model holds the unrolled weights."""
+    lr, decay, mom = w_opt.param_groups[0]["lr"], w_opt.param_groups[0]["weight_decay"], 0.9
+    params = list(model.parameters())
+    loss = F.cross_entropy(model(train[0]), train[1])
+    grads = torch.autograd.grad(loss, params)
+    unrolled = model.new()
+    state = copy.deepcopy(model.state_dict())
+    unrolled.load_state_dict(state, strict=False)
+    with torch.no_grad():
+        for p_new, p, g in zip(unrolled.parameters(), params, grads, strict=True):
+            buf = w_opt.state.get(p, {}).get("momentum_buffer")
+            p_new.copy_(p - lr * (g + decay * p + (mom * buf if buf is not None else 0)))
+    arch_opt.zero_grad()
+    val_loss = F.cross_entropy(unrolled(val[0]), val[1])
+    val_loss.backward()
+    d_alpha = [a.grad for a in unrolled.arch_parameters()]
+    v = [p.grad for p in unrolled.parameters()]
+    eps = 0.01 / torch.cat([t.reshape(-1) for t in v]).norm()
+    sides = []
+    for sign in (1, -2):
+        with torch.no_grad():
+            for p, d in zip(params, v, strict=True):
+                p.add_(d, alpha=float(sign * eps))
+        sides.append(torch.autograd.grad(F.cross_entropy(model(train[0]), train[1]), model.arch_parameters()))
+    with torch.no_grad():
+        for p, d in zip(params, v, strict=True):
+            p.add_(d, alpha=float(eps))
+    for a, g, gp, gm in zip(model.arch_parameters(), d_alpha, *sides, strict=True):
+        a.grad = g - lr * (gp - gm) / (2 * eps)
+    arch_opt.step()
+
+
+# ------------------------------------------------------------------ contenders
+class Contender:
+    def __init__(self, kind: str, batch: int, seed: int = 0) -> None:
+        torch.manual_seed(seed)
+        self.kind = kind
+        gen = torch.Generator().manual_seed(seed)
+        self.train = (
+            torch.randn(batch, 3, 32, 32, generator=gen),
+            torch.randint(0, 10, (batch,), generator=gen),
+        )
+        self.val = (
+            torch.randn(batch, 3, 32, 32, generator=gen),
+            torch.randint(0, 10, (batch,), generator=gen),
+        )
+        if kind == "hand":
+            self.model: nn.Module = HandSupernet()
+        else:
+            self.model = lower(darts_supernet(16, 8, 10))
+            if kind == "hyper":
+                from genomorph.search.runtime.hypernet import HyperSupernet
+
+                self.model = HyperSupernet(self.model, "linear")  # type: ignore[arg-type]
+        self.model.train()
+        params = self.model.weight_parameters() if kind == "hyper" else list(self.model.parameters())  # type: ignore[operator]
+        self.weights = SGDUpdate(params, 0.025, 0.9, 3e-4, 5.0)
+        self.arch1 = ArchUpdate(self.model.arch_parameters(), 3e-4, (0.5, 0.999), 1e-3, order=1)  # type: ignore[operator]
+        self.arch2 = ArchUpdate(self.model.arch_parameters(), 3e-4, (0.5, 0.999), 1e-3, order=2)  # type: ignore[operator]
+        self.loss = classification_loss(self.model)
+        self.weight_step()  # momentum buffers exist, as in a running search
+
+    def weight_step(self) -> None:
+        self.weights.step(self.loss, self.train)
+
+    def arch_first(self) -> None:
+        self.arch1.step(self.loss, self.val)
+
+    def arch_second(self) -> None:
+        if self.kind == "hand":
+            hand_second_order(self.model, self.arch2.optimizer, self.weights.optimizer, self.train, self.val)  # type: ignore[arg-type]
+        else:
+            self.arch2.step(self.loss, self.val, self.train, self.weights)
+
+
+def _peak(kind: str, batch: int, threads: int, queue: multiprocessing.Queue) -> None:
+    torch.set_num_threads(threads)
+    c = Contender(kind, batch)
+    c.arch_second()
+    c.arch_first()
+    c.weight_step()
+    queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def peak_rss(kind: str, batch: int, threads: int) -> float:
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_peak, args=(kind, batch, threads, queue))
+    proc.start()
+    value = queue.get()
+    proc.join()
+    return float(value)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--batch", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--skip-memory", action="store_true")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+    for batch in args.batch:
+        ours, hand = Contender("genomorph", batch), Contender("hand", batch)
+        n_ours = sum(p.numel() for p in ours.model.parameters())
+        n_hand = sum(p.numel() for p in hand.model.parameters())
+        assert n_ours == n_hand, (n_ours, n_hand)
+        rows: list[Comparison] = []
+        for what in ("weight_step", "arch_first", "arch_second"):
+            rows.append(interleaved(f"genomorph {what}", getattr(ours, what), f"by hand {what}",
+                                    getattr(hand, what), repeats=args.repeats))  # fmt: skip
+        hyper = Contender("hyper", batch)
+        rows.append(interleaved("hyperDARTS weight step", hyper.weight_step, "DARTS weight step",
+                                ours.weight_step, repeats=args.repeats))  # fmt: skip
+        print(
+            f"\nbatch {batch}, {threads} thread(s), {n_ours:,} weights; targets: steps <= 0.7, memory <= 0.8"
+        )
+        header = ["step", "genomorph s", "reference s", "ratio (median)"]
+        body = [[c.name_a, f"{c.median_a:.3f}", f"{c.median_b:.3f}", f"{c.median_ratio:.2f}"] for c in rows]
+        print(table(header, body))
+        del ours, hand, hyper
+        if not args.skip_memory:
+            a, b = peak_rss("genomorph", batch, threads), peak_rss("hand", batch, threads)
+            print(f"peak RSS: genomorph {a:.0f} MiB, by hand {b:.0f} MiB, ratio {a / b:.2f}")
+
+
+if __name__ == "__main__":
+    main()
