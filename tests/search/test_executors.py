@@ -65,7 +65,8 @@ def test_pool_survives_a_killed_worker(tmp_path: Path) -> None:
 
 
 def test_ray_local_instance_runs_a_search(tmp_path: Path, in_process: list[tuple]) -> None:
-    ray = pytest.importorskip("ray")
+    import ray  # a dev dependency: its absence is a failure, not a skip
+
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         store = start_search(_config(executor="ray", workers=2), tmp_path / "run")
@@ -90,7 +91,7 @@ def test_proposals_happen_at_points_fixed_by_the_id_order(tmp_path: Path) -> Non
     )
     store = start_search(config, tmp_path / "run")
     seen = [c.request.meta["observed_before"] for c in store.candidates()]
+    assert len(seen) == 6
     assert seen == [max(0, k - 1) for k in range(len(seen))]
-    # and the out-of-order finish did happen: some odd candidate finished before its even elder
-    finished = {c.id: c.finished_s for c in store.candidates()}
-    assert any(finished[k + 1] < finished[k] for k in range(0, len(finished) - 1, 2))
+    # whether results came back out of order here depends on timing; test_driver_order.py makes
+    # the out-of-order case certain
