@@ -244,6 +244,11 @@ class ToAst(Transformer_NonRecursive):
         pos = _pos(meta)
         return Num(_int(str(children[0]), pos), pos)
 
+    def dims_(self, meta: Meta, children: list[Any]) -> ListExpr:
+        # `kernel=7x1`: a rectangular setting, height x width, read as the list [7, 1]
+        pos = _pos(meta)
+        return ListExpr(tuple(Num(_int(d, pos), pos) for d in str(children[0]).split("x")), pos)
+
     def float_(self, meta: Meta, children: list[Any]) -> Num:
         return Num(float(children[0]), _pos(meta))
 

@@ -34,6 +34,14 @@ Op semantics (input -> output):
 - ``mixed(group, row, labels)``: DARTS mixed op: ``sum_i softmax(arch[group][row])_i * x_i`` over
   its candidate inputs; architecture parameters are shared by all mixed ops of a group and row.
 - ``aux(weight)``: marks an auxiliary output (e.g. DARTS' auxiliary head) with its loss weight.
+- ``relu6 hardswish hardsigmoid leaky_relu(slope)``: elementwise, as torch's functions.
+- ``mul``: elementwise product of two values; size-1 axes broadcast (squeeze-excitation's
+  ``(C, 1, 1)`` scales times a ``(C, H, W)`` map).
+- ``adaptive_avgpool(size)``: average pooling to ``size`` (``k`` or ``KxL``), ``(C, H, W) -> (C, k, l)``.
+- ``stochastic_depth(p, mode)``: training only: drops the input per sample (``row``) or per batch
+  with probability ``p`` and scales the rest by ``1/(1-p)``; the identity in eval mode.
+- conv and pool ``kernel``, ``stride`` and ``padding`` take ``k`` or rectangular ``KxL``
+  (height x width); pools also take ``ceil_mode`` (torch's rounding up of the output size).
 
 Op traits (``x`` = true; field docs in ``ir/traits.py``; every class gives every field):
 
@@ -63,6 +71,13 @@ Op traits (``x`` = true; field docs in ``ir/traits.py``; every class gives every
   weighted_sum      addlike  .        .   .  unit_mix    x   x    .     x    .     x     .         .     .
   mixed             addlike  .        .   .  keeps       .   .    .     .    .     x     .         .     .
   aux               fixed    .        .   .  keeps       .   .    .     .    .     x     .         .     .
+  relu6             pass     .        x   x  nonnegative x   x    .     .    .     .     .         .     .
+  hardswish         pass     .        x   x  any         x   x    .     .    .     .     .         .     .
+  hardsigmoid       pass     .        x   x  nonnegative x   x    .     .    .     .     .         .     .
+  leaky_relu        pass     .        x   x  any         x   x    .     .    .     x     .         .     .
+  mul               addlike  .        .   .  keeps       .   .    .     .    .     .     .         .     .
+  adaptive_avgpool  pass     .        .   .  keeps       .   .    .     .    .     x     .         .     .
+  stochastic_depth  pass     .        .   x  keeps       .   x    .     .    .     x     .         .     .
 
 ``channels``: role on the channel axis (``ir/rewrites/_channels.py``); a depthwise conv is
 ``pass`` and another grouped conv ``fixed``. ``width``: field holding a layer's output width.
@@ -175,6 +190,40 @@ class OpBase(BaseModel):
         return out
 
 
+#: a square setting (one int) or a rectangular one, ``(height, width)``
+Pair = int | tuple[int, int]
+
+
+def _hw(v: Pair) -> tuple[int, int]:
+    """``(height, width)`` of a square or rectangular setting."""
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def _square_or_pair(v: Pair | None, *, minimum: int) -> Pair | None:
+    """Validate a kernel/stride/padding; ``(k, k)`` is stored as ``k`` (one canonical form)."""
+    if v is None:
+        return None
+    if isinstance(v, tuple) and len(v) != 2:
+        raise ValueError("give one number or two (height x width), e.g. 3 or 7x1")
+    h, w = _hw(v)
+    if min(h, w) < minimum:
+        raise ValueError("must be a positive integer" if minimum else "must not be negative")
+    return h if h == w else (h, w)
+
+
+def _positive_pair(v: Pair | None) -> Pair | None:
+    return _square_or_pair(v, minimum=1)
+
+
+def _non_negative_pair(v: Pair | None) -> Pair | None:
+    return _square_or_pair(v, minimum=0)
+
+
+def _fmt_pair(v: Pair) -> str:
+    h, w = _hw(v)
+    return str(h) if h == w else f"{h}x{w}"
+
+
 def _positive(v: int) -> int:
     if v < 1:
         raise ValueError("must be a positive integer")
@@ -224,20 +273,27 @@ class Conv(OpBase):
         inplace=False,
     )  # fmt: skip
     channels: int
-    kernel: int = 3
-    stride: int = 1
-    padding: int | None = None
+    #: ``k`` or rectangular ``(kh, kw)`` (genome text ``7x1``); stride and padding likewise
+    kernel: Pair = 3
+    stride: Pair = 1
+    padding: Pair | None = None
     dilation: int = 1
     groups: int = 1
     bias: bool = True
     positional: ClassVar[tuple[str, ...]] = ("channels", "kernel")
 
-    _pos = field_validator("channels", "kernel", "stride", "dilation", "groups")(_positive)
-    _pad = field_validator("padding")(_non_negative_or_none)
+    _pos = field_validator("channels", "dilation", "groups")(_positive)
+    _pairs = field_validator("kernel", "stride")(_positive_pair)
+    _pad = field_validator("padding")(_non_negative_pair)
 
     @property
-    def pad(self) -> int:
-        return self.dilation * (self.kernel - 1) // 2 if self.padding is None else self.padding
+    def pad(self) -> Pair:
+        """Padding per side: ``padding``, or ``dilation*(k-1)//2`` per dimension when it is None."""
+        if self.padding is not None:
+            return self.padding
+        kh, kw = _hw(self.kernel)
+        ph, pw = self.dilation * (kh - 1) // 2, self.dilation * (kw - 1) // 2
+        return ph if ph == pw else (ph, pw)
 
     def out_shape(self, ins: list[Shape]) -> Shape:
         c, h, w = _need_image(self.kind, ins[0])
@@ -245,24 +301,25 @@ class Conv(OpBase):
             raise ShapeMismatch(
                 f"conv groups={self.groups} must divide both input channels {c} and output channels {self.channels}"
             )
-        oh = _conv_size(h, self.kernel, self.stride, self.pad, self.dilation)
-        ow = _conv_size(w, self.kernel, self.stride, self.pad, self.dilation)
+        (kh, kw), (sh, sw), (ph, pw) = _hw(self.kernel), _hw(self.stride), _hw(self.pad)
+        oh = _conv_size(h, kh, sh, ph, self.dilation)
+        ow = _conv_size(w, kw, sw, pw, self.dilation)
         if oh < 1 or ow < 1:
             raise ShapeMismatch(
-                f"conv kernel {self.kernel} (dilation {self.dilation}) does not fit the {h}x{w} input",
+                f"conv kernel {_fmt_pair(self.kernel)} (dilation {self.dilation}) does not fit the {h}x{w} input",
                 "use a smaller kernel, more padding, or fewer downsampling steps before it",
             )
         return (self.channels, oh, ow)
 
     def param_shapes(self, ins: list[Shape]) -> dict[str, Shape]:
         c = ins[0][0]
-        shapes: dict[str, Shape] = {"weight": (self.channels, c // self.groups, self.kernel, self.kernel)}
+        shapes: dict[str, Shape] = {"weight": (self.channels, c // self.groups, *_hw(self.kernel))}
         if self.bias:
             shapes["bias"] = (self.channels,)
         return shapes
 
     def macs(self, ins: list[Shape], out: Shape) -> int:
-        return math.prod(out) * (ins[0][0] // self.groups) * self.kernel * self.kernel
+        return math.prod(out) * (ins[0][0] // self.groups) * math.prod(_hw(self.kernel))
 
     def is_depthwise(self, ins: list[Shape]) -> bool:
         """One filter per channel (``groups`` = input = output channels): channels pass through."""
@@ -430,31 +487,45 @@ class Identity(OpBase):
     )  # fmt: skip
 
 
+def _pool_size(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool) -> int:
+    """torch's pooling output size; with ``ceil_mode`` the last window may hang over the edge,
+    but must start inside the input or its left padding."""
+    if not ceil_mode:
+        return _conv_size(size, kernel, stride, padding, 1)
+    out = -(-(size + 2 * padding - kernel) // stride) + 1
+    if (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
 class _Pool(OpBase):
-    kernel: int = 2
-    stride: int | None = None
-    padding: int = 0
+    #: ``k`` or rectangular ``(kh, kw)``; stride and padding likewise
+    kernel: Pair = 2
+    stride: Pair | None = None
+    padding: Pair = 0
+    #: round the output size up, as torch's ``ceil_mode`` (SqueezeNet's pools)
+    ceil_mode: bool = False
     positional: ClassVar[tuple[str, ...]] = ("kernel",)
 
-    _pos = field_validator("kernel")(_positive)
-    _stride = field_validator("stride")(_positive_or_none)
-    _pad = field_validator("padding")(_non_negative_or_none)
+    _pos = field_validator("kernel", "stride")(_positive_pair)
+    _pad = field_validator("padding")(_non_negative_pair)
 
     @property
-    def step(self) -> int:
+    def step(self) -> Pair:
         return self.kernel if self.stride is None else self.stride
 
     def out_shape(self, ins: list[Shape]) -> Shape:
         c, h, w = _need_image(self.kind, ins[0])
-        if self.padding * 2 > self.kernel:
+        (kh, kw), (sh, sw), (ph, pw) = _hw(self.kernel), _hw(self.step), _hw(self.padding)
+        if ph * 2 > kh or pw * 2 > kw:
             raise ShapeMismatch(
-                f"{self.kind} padding {self.padding} must be at most half the kernel {self.kernel}"
+                f"{self.kind} padding {_fmt_pair(self.padding)} must be at most half the kernel {_fmt_pair(self.kernel)}"
             )
-        oh = _conv_size(h, self.kernel, self.step, self.padding, 1)
-        ow = _conv_size(w, self.kernel, self.step, self.padding, 1)
+        oh = _pool_size(h, kh, sh, ph, self.ceil_mode)
+        ow = _pool_size(w, kw, sw, pw, self.ceil_mode)
         if oh < 1 or ow < 1:
             raise ShapeMismatch(
-                f"{self.kind} kernel {self.kernel} does not fit the {h}x{w} input",
+                f"{self.kind} kernel {_fmt_pair(self.kernel)} does not fit the {h}x{w} input",
                 "remove a downsampling step before it or use a smaller kernel",
             )
         return (c, oh, ow)
@@ -754,6 +825,120 @@ class Aux(OpBase):
     positional: ClassVar[tuple[str, ...]] = ("weight",)
 
 
+# ---------------------------------------------------------------------------------------------
+# Ops that imported networks need (MobileNet, EfficientNet, SqueezeNet, ...).
+
+
+class Relu6(OpBase):
+    kind: Literal["relu6"] = "relu6"
+    traits: ClassVar[Traits] = Traits(
+        channels="pass", width_field=None, layout=NO_TENSORS, activation=True, pointwise=True,
+        sign="nonnegative", ends_block=True, ends_vector_block=True, starts_block=False,
+        joins_branches=False, mergeable=False, homogeneous=False, output_scale=(), overwritable=False,
+        inplace=False,
+    )  # fmt: skip
+
+
+class Hardswish(OpBase):
+    kind: Literal["hardswish"] = "hardswish"
+    traits: ClassVar[Traits] = Traits(
+        channels="pass", width_field=None, layout=NO_TENSORS, activation=True, pointwise=True, sign="any",
+        ends_block=True, ends_vector_block=True, starts_block=False, joins_branches=False, mergeable=False,
+        homogeneous=False, output_scale=(), overwritable=False, inplace=False,
+    )  # fmt: skip
+
+
+class Hardsigmoid(OpBase):
+    kind: Literal["hardsigmoid"] = "hardsigmoid"
+    traits: ClassVar[Traits] = Traits(
+        channels="pass", width_field=None, layout=NO_TENSORS, activation=True, pointwise=True,
+        sign="nonnegative", ends_block=True, ends_vector_block=True, starts_block=False,
+        joins_branches=False, mergeable=False, homogeneous=False, output_scale=(), overwritable=False,
+        inplace=False,
+    )  # fmt: skip
+
+
+class LeakyRelu(OpBase):
+    kind: Literal["leaky_relu"] = "leaky_relu"
+    traits: ClassVar[Traits] = Traits(
+        channels="pass", width_field=None, layout=NO_TENSORS, activation=True, pointwise=True, sign="any",
+        ends_block=True, ends_vector_block=True, starts_block=False, joins_branches=False, mergeable=False,
+        homogeneous=True, output_scale=(), overwritable=False, inplace=False,
+    )  # fmt: skip
+    #: slope for negative inputs (torch's ``negative_slope``)
+    slope: float = 0.01
+    positional: ClassVar[tuple[str, ...]] = ("slope",)
+
+
+class Mul(OpBase):
+    """Elementwise product of two values; a size-1 axis broadcasts (squeeze-excitation's
+    ``(C, 1, 1)`` channel scales times the ``(C, H, W)`` map)."""
+
+    kind: Literal["mul"] = "mul"
+    traits: ClassVar[Traits] = Traits(
+        channels="addlike", width_field=None, layout=NO_TENSORS, activation=False, pointwise=False,
+        sign="keeps", ends_block=False, ends_vector_block=False, starts_block=False, joins_branches=False,
+        mergeable=False, homogeneous=False, output_scale=(), overwritable=False, inplace=False,
+    )  # fmt: skip
+    arity: ClassVar[tuple[int, int | None]] = (2, 2)
+    is_merge: ClassVar[bool] = True
+
+    def out_shape(self, ins: list[Shape]) -> Shape:
+        a, b = ins
+        if (
+            len(a) != len(b)
+            or a[0] != b[0]
+            or any(x != y and 1 not in (x, y) for x, y in zip(a, b, strict=True))
+        ):
+            raise ShapeMismatch(
+                f"mul inputs {_fmt(a)} and {_fmt(b)} do not broadcast",
+                "multiply equal shapes, or a C x 1 x 1 scale with a C x H x W map",
+            )
+        return tuple(max(x, y) for x, y in zip(a, b, strict=True))
+
+
+class AdaptiveAvgPool(OpBase):
+    """Average pooling to a fixed output size, as ``nn.AdaptiveAvgPool2d(size)``."""
+
+    kind: Literal["adaptive_avgpool"] = "adaptive_avgpool"
+    traits: ClassVar[Traits] = Traits(
+        channels="pass", width_field=None, layout=NO_TENSORS, activation=False, pointwise=False,
+        sign="keeps", ends_block=False, ends_vector_block=False, starts_block=False, joins_branches=False,
+        mergeable=False, homogeneous=True, output_scale=(), overwritable=False, inplace=False,
+    )  # fmt: skip
+    size: Pair = 1
+    positional: ClassVar[tuple[str, ...]] = ("size",)
+
+    _size = field_validator("size")(_positive_pair)
+
+    def out_shape(self, ins: list[Shape]) -> Shape:
+        c, _, _ = _need_image(self.kind, ins[0])
+        return (c, *_hw(self.size))
+
+
+class StochasticDepth(OpBase):
+    """Training only: drop the whole residual branch per sample (``mode=row``) or per batch
+    with probability ``p``, scaling kept ones by ``1/(1-p)`` (torchvision's StochasticDepth);
+    the identity in eval mode."""
+
+    kind: Literal["stochastic_depth"] = "stochastic_depth"
+    traits: ClassVar[Traits] = Traits(
+        channels="pass", width_field=None, layout=NO_TENSORS, activation=False, pointwise=True,
+        sign="keeps", ends_block=False, ends_vector_block=True, starts_block=False, joins_branches=False,
+        mergeable=False, homogeneous=True, output_scale=(), overwritable=False, inplace=False,
+    )  # fmt: skip
+    p: float = 0.2
+    mode: Literal["row", "batch"] = "row"
+    positional: ClassVar[tuple[str, ...]] = ("p",)
+
+    @field_validator("p")
+    @classmethod
+    def _prob(cls, v: float) -> float:
+        if not 0.0 <= v < 1.0:
+            raise ValueError("stochastic depth probability must be in [0, 1)")
+        return v
+
+
 Op = Annotated[
     Input
     | Conv
@@ -778,7 +963,14 @@ Op = Annotated[
     | Convex
     | WeightedSum
     | Mixed
-    | Aux,
+    | Aux
+    | Relu6
+    | Hardswish
+    | Hardsigmoid
+    | LeakyRelu
+    | Mul
+    | AdaptiveAvgPool
+    | StochasticDepth,
     Field(discriminator="kind"),
 ]
 
@@ -790,7 +982,7 @@ OP_CLASSES: dict[str, type[OpBase]] = {
     for cls in (
         Input, Conv, SepConv, BatchNorm, Relu, Sigmoid, Tanh, Swish, Gelu, Identity, MaxPool, AvgPool,
         GlobalAvgPool, Flatten, Linear, Dropout, Zero, FactorizedReduce, Add, Concat, Convex, WeightedSum,
-        Mixed, Aux,
+        Mixed, Aux, Relu6, Hardswish, Hardsigmoid, LeakyRelu, Mul, AdaptiveAvgPool, StochasticDepth,
     )
 }  # fmt: skip
 

@@ -82,6 +82,8 @@ def format_value(value: object) -> str:
         bare = _IDENTIFIER.fullmatch(value) and value not in KEYWORDS
         return value if bare else json.dumps(value)
     if isinstance(value, tuple | list):
+        if len(value) >= 2 and all(type(v) is int and v >= 0 for v in value):
+            return "x".join(str(v) for v in value)  # a rectangular kernel/stride/size: `7x1`
         return "[" + ", ".join(format_value(v) for v in value) + "]"
     raise TypeError(f"no genome syntax for {type(value).__name__} values")  # a bug in an op model
 

@@ -34,7 +34,7 @@ from genomorph.ir.weights import ArchWeights, Weights
 from torch import Tensor, fx, nn
 
 from . import functional
-from .modules import ARCH, ArchParameters, Convex, FactorizedReduce, SepConv
+from .modules import ARCH, ArchParameters, Convex, FactorizedReduce, SepConv, StochasticDepth
 from .weights import build_loaded, check_loadable, fill_arch
 
 
@@ -117,6 +117,7 @@ MODULES: dict[type[OpBase], ModuleFactory] = {
     ops.Dropout: lambda op, ins: nn.Dropout(op.p),
     ops.FactorizedReduce: lambda op, ins: FactorizedReduce(ins[0][0], op.channels, op.affine),
     ops.Convex: lambda op, ins: Convex(op.init),
+    ops.StochasticDepth: lambda op, ins: StochasticDepth(op.p, op.mode),
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -166,12 +167,21 @@ def _relu(b: _Builder, nid: NodeId, op: Any, xs: list[fx.Node], ins: list[Shape]
 
 
 def _maxpool(b: _Builder, nid: NodeId, op: Any, xs: list[fx.Node], ins: list[Shape]) -> fx.Node:
+    if op.ceil_mode:
+        return b.call(torch.max_pool2d, xs[0], op.kernel, op.step, op.padding, 1, True, name=f"n{nid}")
     return b.call(torch.max_pool2d, xs[0], op.kernel, op.step, op.padding, name=f"n{nid}")
 
 
 def _avgpool(b: _Builder, nid: NodeId, op: Any, xs: list[fx.Node], ins: list[Shape]) -> fx.Node:
     return b.call(
-        F.avg_pool2d, xs[0], op.kernel, op.step, op.padding, False, op.count_include_pad, name=f"n{nid}"
+        F.avg_pool2d,
+        xs[0],
+        op.kernel,
+        op.step,
+        op.padding,
+        op.ceil_mode,
+        op.count_include_pad,
+        name=f"n{nid}",
     )
 
 
@@ -235,6 +245,14 @@ EMITTERS: dict[type[OpBase], Emitter] = {
         functional.weighted_sum, xs[0], xs[1], op.alpha, name=f"n{nid}"
     ),
     ops.Mixed: _mixed,
+    ops.Relu6: _unary(F.relu6),
+    ops.Hardswish: _unary(F.hardswish),
+    ops.Hardsigmoid: _unary(F.hardsigmoid),
+    ops.LeakyRelu: lambda b, nid, op, xs, ins: b.call(F.leaky_relu, xs[0], op.slope, name=f"n{nid}"),
+    ops.Mul: lambda b, nid, op, xs, ins: b.call(operator.mul, xs[0], xs[1], name=f"n{nid}"),
+    ops.AdaptiveAvgPool: lambda b, nid, op, xs, ins: b.call(
+        F.adaptive_avg_pool2d, xs[0], op.size, name=f"n{nid}"
+    ),
 }
 
 

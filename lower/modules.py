@@ -65,6 +65,28 @@ class Convex(nn.Module):
         return self.lam * a + (1.0 - self.lam) * b
 
 
+class StochasticDepth(nn.Module):
+    """Drop the input per sample (``row``) or for the whole batch with probability ``p`` while
+    training, scaling what is kept by ``1/(1-p)``; the identity in eval mode.
+
+    The same computation as torchvision's ``StochasticDepth``, written with torch alone so an
+    exported model needs nothing else.
+    """
+
+    def __init__(self, p: float, mode: str) -> None:
+        super().__init__()
+        self.p = p
+        self.mode = mode
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        shape = [x.shape[0]] + [1] * (x.ndim - 1) if self.mode == "row" else [1] * x.ndim
+        noise = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(keep)
+        return x * noise.div_(keep)
+
+
 ARCH = "arch"  #: name of the ArchParameters submodule in a lowered network
 
 

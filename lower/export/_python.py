@@ -130,6 +130,10 @@ def _dropout(w: _Writer, nid: NodeId, op: Any, xs: list[str]) -> str:
     return f"{w.module(nid, f'nn.Dropout({op.p!r})')}({xs[0]})"
 
 
+def _stochastic_depth(w: _Writer, nid: NodeId, op: Any, xs: list[str]) -> str:
+    return f"{w.module(nid, f'{w.helper(modules.StochasticDepth)}({op.p!r}, {op.mode!r})')}({xs[0]})"
+
+
 def _relu(w: _Writer, nid: NodeId, op: Any, xs: list[str]) -> str:
     return f"torch.relu_({xs[0]})" if nid in w.inplace else f"torch.relu({xs[0]})"
 
@@ -189,6 +193,13 @@ EMITTERS: dict[str, Emitter] = {
     "concat": _concat,
     "weighted_sum": _helper_call(functional.weighted_sum, "alpha"),
     "mixed": _mixed,
+    "relu6": _call("F.relu6({0})"),
+    "hardswish": _call("F.hardswish({0})"),
+    "hardsigmoid": _call("F.hardsigmoid({0})"),
+    "leaky_relu": _call("F.leaky_relu({0}, {op.slope!r})"),
+    "mul": _call("{0} * {1}"),
+    "adaptive_avgpool": _call("F.adaptive_avg_pool2d({0}, {op.size!r})"),
+    "stochastic_depth": _stochastic_depth,
 }
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from genomorph.ir import Graph, NodeId
 from genomorph.ir.ops import (
+    AdaptiveAvgPool,
     Add,
     Aux,
     AvgPool,
@@ -23,15 +24,21 @@ from genomorph.ir.ops import (
     Flatten,
     Gelu,
     GlobalAvgPool,
+    Hardsigmoid,
+    Hardswish,
     Identity,
     Input,
+    LeakyRelu,
     Linear,
     MaxPool,
     Mixed,
+    Mul,
     OpBase,
     Relu,
+    Relu6,
     SepConv,
     Sigmoid,
+    StochasticDepth,
     Swish,
     Tanh,
     WeightedSum,
@@ -146,6 +153,28 @@ def _aux_head() -> Graph:
 
 #: case name -> graph builder. Every op kind of ir/ops.py appears in at least one case
 #: (tests/lower/test_lower_ops.py checks this, so a new kind cannot go untested).
+def _squeeze_excitation() -> Graph:
+    """MobileNetV3's SE block: pool to 1x1, squeeze, excite, scale the map channel by channel."""
+    g = Graph()
+    x = g.add(Conv(channels=8), [g.add(Input(shape=(3, 6, 6)))])
+    s = g.add(AdaptiveAvgPool(size=1), [x])
+    s = g.add(
+        Hardsigmoid(),
+        [g.add(Conv(channels=8, kernel=1), [g.add(Relu(), [g.add(Conv(channels=2, kernel=1), [s])])])],
+    )
+    _head(g, g.add(Mul(), [s, x]))
+    return g
+
+
+def _stochastic_residual() -> Graph:
+    """EfficientNet's residual: the branch goes through stochastic depth before the add."""
+    g = Graph()
+    x = g.add(Conv(channels=4), [g.add(Input(shape=(3, 6, 6)))])
+    branch = g.add(StochasticDepth(p=0.5), [g.add(Conv(channels=4), [x])])
+    _head(g, g.add(Add(), [branch, x]))
+    return g
+
+
 CASES: dict[str, Callable[[], Graph]] = {
     "conv": lambda: chain((3, 8, 8), Conv(channels=4), Relu()),
     "conv_strided_dilated_grouped": lambda: chain(
@@ -186,6 +215,30 @@ CASES: dict[str, Callable[[], Graph]] = {
     "weighted_sum": lambda: _merge(WeightedSum(alpha=0.3)),
     "mixed": _mixed_cell,
     "aux": _aux_head,
+    # ops of imported networks (issue 11)
+    "imported_activations": lambda: chain(
+        (3, 6, 6),
+        Conv(channels=4),
+        Relu6(),
+        Conv(channels=4),
+        Hardswish(),
+        Hardsigmoid(),
+        LeakyRelu(slope=0.2),
+    ),
+    "conv_rectangular": lambda: chain(
+        (3, 9, 8),
+        Conv(channels=4, kernel=(1, 7), stride=(1, 2)),
+        Conv(channels=5, kernel=(7, 1), stride=(2, 1)),
+    ),
+    "pool_rectangular_ceil": lambda: chain(
+        (3, 9, 9),
+        MaxPool(kernel=3, stride=2, ceil_mode=True),
+        AvgPool(kernel=(3, 1), stride=1, padding=(1, 0), ceil_mode=True),
+        Conv(channels=4),
+    ),
+    "squeeze_excitation": _squeeze_excitation,
+    "adaptive_avgpool": lambda: chain((3, 9, 7), Conv(channels=4), AdaptiveAvgPool(size=(3, 2)), Flatten()),
+    "stochastic_depth": _stochastic_residual,
 }
 
 
