@@ -100,6 +100,45 @@ def _prune(graph: Graph, keep: list[NodeId]) -> None:
             graph.remove(nid)
 
 
+#: parameter-free unary kinds that still must not be shared: each node draws its own randomness
+_RANDOM = frozenset({"dropout"})
+
+
+def share_pure_ops(graph: Graph) -> tuple[Graph, int]:
+    """Common-subexpression elimination of parameter-free unary ops that read the same value.
+
+    In a DARTS cell the candidates of every edge start with their own ReLU (and the edges from
+    one state repeat its pooling and ``zero``): 56 ReLUs per cell compute 5 different tensors.
+    Sharing them keeps the function (the same inputs give the same outputs: no weights, no
+    buffers, no randomness) and saves their time and the memory autograd keeps for them.
+    Named nodes are left alone (their names carry meaning, e.g. the cell states). Returns the
+    new graph and how many nodes were removed; α keeps its shape and rows.
+    """
+    out = graph.copy()
+    shapes = graph.shapes()
+    seen: dict[tuple[str, NodeId], NodeId] = {}
+    removed = 0
+    for nid in graph.order():
+        node = out.node(nid)
+        op = node.op
+        ins = out.inputs(nid)
+        if node.name is not None or len(ins) != 1 or op.kind in _RANDOM or op.is_merge:  # type: ignore[attr-defined]
+            continue
+        if op.kind in ("input", "aux", "identity"):  # type: ignore[attr-defined]
+            continue
+        in_shapes = [shapes[i] for i in graph.inputs(nid)]
+        if op.param_shapes(in_shapes) or op.buffer_shapes(in_shapes):  # type: ignore[attr-defined]
+            continue
+        key = (op.model_dump_json(), ins[0])
+        if key not in seen:
+            seen[key] = nid
+            continue
+        out.replace_uses(nid, seen[key])
+        out.remove(nid)
+        removed += 1
+    return verify(out), removed
+
+
 def is_darts_supernet(graph: Graph) -> bool:
     """A supernet whose mixed ops sit in DARTS cells (named ``c<i>_n<k>``) in groups normal/reduce."""
     from genomorph.grammar._cells import find_cells
@@ -126,4 +165,5 @@ __all__ = [
     "is_darts_supernet",
     "mixed_nodes",
     "op_counts",
+    "share_pure_ops",
 ]

@@ -34,7 +34,7 @@ from genomorph.search.core.protocol import (
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._darts_options import DartsRecipeOptions
-from ._darts_space import argmax_genome, is_darts_supernet, op_counts
+from ._darts_space import argmax_genome, is_darts_supernet, op_counts, share_pure_ops
 
 #: sizes and lengths per kind of data: ``small`` = images of at most 16x16 (digits), ``cifar`` =
 #: 32x32 and up (paper 003 §4.8). Small-data values are chosen so a search on digits finishes in
@@ -83,6 +83,9 @@ class DartsConfig(BaseModel):
     """Training epochs of the found network from scratch; 0 only evaluates it."""
     partial_channels: int = Field(default=1, ge=1)
     """PC-DARTS K (not implemented yet: only 1)."""
+    share_ops: bool = True
+    """Search on the space with parameter-free ops that read the same value shared (the ReLUs,
+    pools and zeros of a DARTS cell's edges): the same function, fewer ops (`share_pure_ops`)."""
 
 
 class SearchRun(BaseModel):
@@ -144,20 +147,26 @@ class Darts(Strategy[DartsConfig, DartsState]):
 
     # ------------------------------------------------------------------ setup
     def _space_text(self) -> str:
+        from genomorph.ir.printer import print_genome
+
+        graph = self._space_graph()
+        if self.config.share_ops:
+            graph, _ = share_pure_ops(graph)
+        return print_genome(graph)
+
+    def _space_graph(self) -> Any:
         from genomorph.grammar import parse
         from genomorph.grammar.darts import darts_supernet
-        from genomorph.ir.printer import print_genome
 
         info = self.setup.dataset
         text = self.setup.start_genome or self.setup.space
         if text is None:
-            graph = darts_supernet(
+            return darts_supernet(
                 self.defaults["channels"],
                 self.defaults["cells"],
                 info.num_outputs,
                 input_shape=info.input_shape,
             )
-            return print_genome(graph)
         try:
             graph = parse(text, source_name=self.setup.space_name or "<search space>")
         except GenomeError as err:
@@ -170,7 +179,7 @@ class Darts(Strategy[DartsConfig, DartsState]):
                 "the search-space genome has no mixed ops, so there is nothing to search",
                 hint="write candidates as mixed(a, b, ...) or use genomorph convert --from darts-search",
             )
-        return print_genome(graph)
+        return graph
 
     def _recipe_options(self) -> dict[str, JSON]:
         cfg = self.config

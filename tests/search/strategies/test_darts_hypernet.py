@@ -103,3 +103,27 @@ def test_argmax_genome_keeps_the_strongest_real_candidate() -> None:
 
 def test_darts_cells_are_recognised(small_darts) -> None:
     assert is_darts_supernet(small_darts)
+
+
+def test_sharing_pure_ops_keeps_the_function_and_the_genotype(small_darts) -> None:
+    from genomorph.grammar.darts import decode_genotype
+    from genomorph.ir.printer import print_genome
+    from genomorph.lower import extract_weights
+    from genomorph.search.strategies._darts_space import share_pure_ops
+
+    graph = small_darts
+    shared, removed = share_pure_ops(graph)
+    assert removed > 0 and len(shared) == len(graph) - removed
+    assert shared.stats().params == graph.stats().params  # only parameter-free ops went
+    torch.manual_seed(SEED)
+    module = lower(graph)
+    weights, arch = extract_weights(module, graph)
+    kept = set(shared.order())
+    other = lower(shared, {n: w for n, w in weights.items() if n in kept}, arch)
+    x = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(SEED))
+    module.train(), other.train()
+    torch.testing.assert_close(other(x), module(x), rtol=0, atol=0)
+    rng = np.random.default_rng(SEED)
+    alphas = {g: rng.normal(size=a.shape) for g, a in arch.items()}
+    reparsed = parse(print_genome(shared))  # the shared space survives the genome text
+    assert decode_genotype(reparsed, alphas) == decode_genotype(graph, alphas)
