@@ -271,6 +271,8 @@ def alphas_panels(ctx: PanelContext) -> list[Panel]:
     data = ctx.files("alphas.json")
     if data is None and isinstance(ctx.summary.get("alphas_file"), str):
         data = ctx.files(ctx.summary["alphas_file"])  # the chosen search's artifact (DARTS writes it)
+    if data is None and (artifacts := ctx.glob("checkpoints/*.alphas.json")):
+        data = ctx.files(artifacts[-1])  # before summary.json names one: the newest search's
     if data is None:
         return []
     parsed = parse_alphas(data)
@@ -405,6 +407,7 @@ class PanelContext:
         strategy_state: Any,
         files: Callable[[str], Any],
         pictures: Callable[[], list[str]],
+        glob: Callable[[str], list[str]] = lambda pattern: [],
     ) -> None:
         self.rows = rows
         self.summary = summary if isinstance(summary, dict) else {}
@@ -412,6 +415,7 @@ class PanelContext:
         self.strategy_state = strategy_state if isinstance(strategy_state, dict) else {}
         self.files = files
         self.pictures = pictures
+        self.glob = glob
 
 
 _BUILDERS: tuple[Callable[[PanelContext], Any], ...] = (

@@ -150,7 +150,17 @@ def panel_context(run: RunDir) -> PanelContext:
         strategy_state=_strategy_state(run),
         files=lambda name: read_json(run, name),
         pictures=lambda: pictures(run),
+        glob=lambda pattern: _glob(run, pattern),
     )
+
+
+def _glob(run: RunDir, pattern: str) -> list[str]:
+    """Relative names of the served files matching ``pattern`` in the run, in name order."""
+    try:
+        names = sorted(p.relative_to(run.root).as_posix() for p in run.root.glob(pattern))
+    except OSError:
+        return []
+    return [n for n in names if safe_file(run, n)]
 
 
 _PANELS: dict[Path, tuple[tuple, list[dict[str, Any]]]] = {}

@@ -31,7 +31,9 @@ WAIT_S = 120
 
 
 def _require_browser() -> None:
-    missing = [name for name, path in (("chromium", CHROMIUM), ("chromedriver", CHROMEDRIVER)) if path is None]
+    missing = [
+        name for name, path in (("chromium", CHROMIUM), ("chromedriver", CHROMEDRIVER)) if path is None
+    ]
     if not missing:
         return
     message = (
@@ -139,7 +141,11 @@ def test_live_page_shows_new_candidates_without_reload(browser: Any, tmp_path: P
         app = create_app(run_dirs([run_dir]), poll_s=0.5, allowed_hosts=hosts_for("127.0.0.1"))
         with serve_in_thread(app) as port:
             browser.get(f"http://127.0.0.1:{port}/")
-            _wait(browser, lambda d: d.execute_script("return document.body.dataset.ready === '1'"), "page not ready")
+            _wait(
+                browser,
+                lambda d: d.execute_script("return document.body.dataset.ready === '1'"),
+                "page not ready",
+            )
             browser.execute_script("window.__sameDocument = true;")
             assert _finished_rows(browser) == before
             _check_plots_and_click(browser, 0)
@@ -170,7 +176,9 @@ def test_report_html_renders_offline(browser: Any, digits_run: Path, tmp_path: P
     done = genomorph("report", str(digits_run), "--html", str(out), timeout=300)
     assert done.returncode == 0, done.stderr
     browser.get(out.as_uri())
-    _wait(browser, lambda d: d.execute_script("return document.body.dataset.ready === '1'"), "report not ready")
+    _wait(
+        browser, lambda d: d.execute_script("return document.body.dataset.ready === '1'"), "report not ready"
+    )
     assert _finished_rows(browser) == 4
     _check_plots_and_click(browser, 1)
     pictures = browser.find_elements(By.CSS_SELECTOR, "#panel-pictures img")

@@ -152,3 +152,11 @@ def test_pictures_list_only_the_runs_png_files(tmp_path: Path) -> None:
     (tmp_path / "outside.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     (tmp_path / "run" / "link.png").symlink_to(tmp_path / "outside.png")
     assert _panels(tmp_path / "run")["pictures"]["pictures"] == ["progress.png"]
+
+
+def test_darts_alphas_before_the_summary_names_them(tmp_path: Path) -> None:
+    make_run(tmp_path / "run", 1).close()
+    epochs = [{"normal": [[0.0, 1.0], [2.0, 0.0]]}]
+    (tmp_path / "run" / "checkpoints" / "c00000.alphas.json").write_text(json.dumps({"epochs": epochs}))
+    heat = _panels(tmp_path / "run")["alphas-heat-normal"]["figure"]["data"][0]
+    assert heat["z"][0][1] > heat["z"][0][0] and heat["z"][1][0] > heat["z"][1][1]

@@ -166,8 +166,10 @@
         ];
         const shown = new Set(["strategy", "dataset", "task", "status", "seed", "best_candidate", "best_genome", "best_objective", "best_val_accuracy", "test_accuracy", "test_r2", "params", "macs", "candidates_total", "candidates_finished", "candidates_failed", "wall_s", "train_s", "eval_s", "setup_s", "executor", "workers", "test_measured_by"]);
         for (const [key, value] of Object.entries(summary)) {
-          if (shown.has(key) || value === null || typeof value === "object") continue;
-          rows.push([key, typeof value === "number" ? (Number.isInteger(value) ? num(value) : value.toPrecision(4)) : String(value)]);
+          // genomes have their own place (the candidate's detail); long texts are cut
+          if (shown.has(key) || key.endsWith("genome") || value === null || typeof value === "object") continue;
+          const text = typeof value === "number" ? (Number.isInteger(value) ? num(value) : value.toPrecision(4)) : String(value);
+          rows.push([key, text.length > 240 ? text.slice(0, 239) + "…" : text]);
         }
         const table = el("table", { class: "kv" });
         for (const [k, v] of rows) table.append(el("tr", {}, el("th", { text: k }), el("td", { text: v })));
