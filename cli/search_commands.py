@@ -240,17 +240,22 @@ def train(source: Source, seed: int, final: bool, out: Path | None, epochs: int 
     from genomorph.ir import GenomorphError
     from genomorph.search.core.config import Job, WorkerSpec
     from genomorph.search.core.protocol import Budget, EvalRequest
+
+    graph = load_graph(source)
+    train_config = _train_config(flags, epochs)
+    budget = Budget(epochs=train_config.epochs, train_on="train+val" if final else "train", test=True)
+    if out is not None and not (out / "run.db").exists():  # recorded before torch loads: a kill
+        from .train_run import write_pending  # during start-up can be resumed
+
+        write_pending(out, source.text, _data_config(flags), train_config, budget, seed)
     from genomorph.search.runtime.data import cached_dataset, check_fits, fit_to_genome
     from genomorph.search.runtime.evaluate import evaluate_job
     from genomorph.search.runtime.trainer import auto_threads
 
-    graph = load_graph(source)
     data_config = fit_to_genome(_data_config(flags), graph)
-    train_config = _train_config(flags, epochs)
     dataset = cached_dataset(data_config)
     check_fits(graph, dataset.info)  # before any training
     stem = source.path.stem if source.path else "stdin"
-    budget = Budget(epochs=train_config.epochs, train_on="train+val" if final else "train", test=True)
     if out is not None:  # a run of the run store: per-epoch checkpoints, resumable
         from genomorph.search.runtime.train_run import training_run_config
 
@@ -503,6 +508,10 @@ def resume(run_dir: Path) -> None:
     """Continue a search that was stopped or killed; finished candidates are kept, never re-run."""
     from genomorph.search.runtime.run import resume_search
 
+    from .train_run import resume_pending_training
+
+    if resume_pending_training(run_dir):  # a `train --out` killed before its run store existed
+        return
     _run_with_ui(lambda observer: resume_search(run_dir, observer), run_dir)
 
 

@@ -1,4 +1,10 @@
-"""``genomorph train ... --out RUN_DIR``: the training as a resumable run (progress, Ctrl-C, JSON)."""
+"""``genomorph train ... --out RUN_DIR``: the training as a resumable run (progress, Ctrl-C, JSON).
+
+The first thing ``train --out`` does — before torch is imported or the data is loaded, which
+can take seconds — is write ``RUN_DIR/train.json``: the training's request (genome, data and
+trainer config, budget, seed). A run killed before its run store exists can then still be
+continued: ``genomorph resume RUN_DIR`` (or the same command) starts it from that file.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,62 @@ import click
 from ._search_ui import epoch_progress, stderr_console
 
 EXIT_INTERRUPTED = 130
+PENDING = "train.json"
+PENDING_FORMAT = "genomorph-train/1"
+
+
+def write_pending(run_dir: Path, genome: str, data: Any, train: Any, budget: Any, seed: int) -> None:
+    """Record the training's request in ``run_dir`` (torch-free: runs before the heavy imports)."""
+    from genomorph.search.core.files import write_text
+
+    request = {
+        "format": PENDING_FORMAT,
+        "genome": genome,
+        "data": data.model_dump(mode="json"),
+        "train": train.model_dump(mode="json"),
+        "budget": budget.model_dump(mode="json"),
+        "seed": seed,
+    }
+    write_text(run_dir / PENDING, json.dumps(request, indent=2) + "\n")
+
+
+def pending_config(run_dir: Path) -> Any | None:
+    """The `RunConfig` of a training recorded in ``run_dir/train.json`` (``None``: there is none)."""
+    path = run_dir / PENDING
+    if not path.is_file():
+        return None
+    from genomorph.ir import DataError
+    from genomorph.search.core.config import DataConfig, TrainConfig
+    from genomorph.search.core.protocol import Budget
+    from genomorph.search.runtime.train_run import training_run_config
+
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if raw.get("format") != PENDING_FORMAT:
+            raise ValueError(f"format {raw.get('format')!r}")
+        data = DataConfig.model_validate(raw["data"])
+        train = TrainConfig.model_validate(raw["train"])
+        budget = Budget.model_validate(raw["budget"])
+        genome, seed = str(raw["genome"]), int(raw["seed"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise DataError(f"{path} cannot be read as a genomorph training request: {err}") from None
+    from genomorph.grammar import parse
+    from genomorph.search.runtime.data import fit_to_genome
+
+    return training_run_config(genome, fit_to_genome(data, parse(genome)), train, budget, seed)
+
+
+def resume_pending_training(run_dir: Path) -> bool:
+    """Start the training recorded in ``run_dir`` when no run store exists there yet (else False)."""
+    from genomorph.search.runtime.train_run import is_run_dir
+
+    if is_run_dir(run_dir):
+        return False
+    config = pending_config(run_dir)
+    if config is None:
+        return False
+    train_in_run_dir(config, run_dir, run_dir.name, f"genomorph resume {run_dir}")
+    return True
 
 
 class _EpochObserver:

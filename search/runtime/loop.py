@@ -52,6 +52,9 @@ class TrainReport:
     stopped_early: bool = False
     flatten_a: float | None = None
     """The last fitted flattening exponent ``a`` (only with a `FlattenStop`)."""
+    checkpoint_s: float = 0.0
+    """Time the training thread spent on epoch checkpoints (snapshot and hand-over; the write
+    itself runs in the background). Counted in neither ``train_s`` nor ``eval_s``."""
     resumed_from: int = 0
     """Epochs restored from an epoch checkpoint (0: trained from the first epoch)."""
     carry: dict[str, Any] = field(default_factory=dict)
@@ -225,6 +228,7 @@ def run_epochs(
             record.update({f"val_{k}": v for k, v in measured.items()})
         report.history.append(record)
         if checkpoints is not None and not last:
+            started = time.perf_counter()
             checkpoints.save(
                 {
                     "phase": phase,
@@ -239,12 +243,15 @@ def run_epochs(
                     "carry": _clone(report.carry),
                 }
             )
+            report.checkpoint_s += time.perf_counter() - started
         if on_epoch is not None:
             on_epoch(epoch + 1, epochs, record)
         if last:
             break
     if checkpoints is not None:
+        started = time.perf_counter()
         checkpoints.wait()
+        report.checkpoint_s += time.perf_counter() - started
     for s in steps:
         s.finish()
     if report.history:
