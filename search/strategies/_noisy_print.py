@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from genomorph.ir import Graph, NodeId, Weights
 from genomorph.ir.rewrites import op_text
-from genomorph.ir.rewrites._hres import layer_at
+
+from ._noisy_layers import layer_at
 
 INDENT = "  "
 
@@ -49,13 +50,23 @@ def _term(graph: Graph, value: NodeId, start: NodeId, order: list[NodeId], depth
             body = f"hres({', '.join(parts)}{tail})"
         else:
             body = "hres(\n" + ",\n".join(pad + p for p in parts) + f"{tail}\n{INDENT * depth})"
-        return body if inner == "" else f"{inner} {body}"
+        return body if inner == "" else f"{inner}{_sep(depth, 'hres')}{body}"
     inputs = graph.inputs(value)
     if len(inputs) != 1 or graph.op(value).is_merge:  # type: ignore[attr-defined]
         raise _Unprintable(f"n{value}")
     before = _chain(graph, inputs[0], start, order, depth)
     order.append(value)
-    return op_text(graph.op(value)) if before == "" else f"{before} {op_text(graph.op(value))}"
+    text = op_text(graph.op(value))
+    return text if before == "" else f"{before}{_sep(depth, graph.kind(value))}{text}"
+
+
+#: ops written on the line of the layer before them
+_FOLLOWERS = frozenset({"bn", "relu", "sigmoid", "tanh", "swish", "gelu", "dropout", "identity"})
+
+
+def _sep(depth: int, kind: str) -> str:
+    """At the top level each layer starts a line (its batch norm and activation follow it)."""
+    return " " if depth > 0 or kind in _FOLLOWERS else "\n"
 
 
 def _chain(graph: Graph, value: NodeId, start: NodeId, order: list[NodeId], depth: int) -> str:

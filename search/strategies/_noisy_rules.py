@@ -23,9 +23,9 @@ import numpy as np
 from genomorph.ir import Graph, NodeId, NotApplicable, Weights
 from genomorph.ir.rewrites import Record, add_neurons, hres_grow, hres_shrink, prune_neurons
 from genomorph.ir.rewrites._channels import identity_map, output_width, plan
-from genomorph.ir.rewrites._hres import HresLayer
-from genomorph.ir.rewrites._hres import layers as hres_layers
 
+from ._noisy_layers import Layer, nest_conv, unnest
+from ._noisy_layers import layers as hres_layers
 from ._noisy_meta import LayerRule
 
 Stats = Mapping[NodeId, tuple[np.ndarray, np.ndarray]]
@@ -100,7 +100,7 @@ def grow(
 
 
 # ------------------------------------------------------------------------------- shrink
-def residual_groups(graph: Graph) -> dict[NodeId, HresLayer]:
+def residual_groups(graph: Graph) -> dict[NodeId, Layer]:
     """Hidden-layer group -> the residual layer whose hidden units it is."""
     found = groups(graph)
     out = {}
@@ -173,13 +173,19 @@ def threshold(features_in: int, features_out: int, rule: LayerRule) -> float:
 
 def remove_layers(
     graph: Graph, weights: Weights, remove_at: int, rng: np.random.Generator
-) -> tuple[Graph, Weights, list[Record]]:
-    """``hres-shrink`` every residual layer with ``remove_at`` or fewer hidden units (innermost first)."""
-    records = []
+) -> tuple[Graph, Weights, list[Any]]:
+    """Remove every residual layer with ``remove_at`` or fewer hidden units (innermost first):
+    ``hres-shrink`` for linear layers, the same edit here for conv layers."""
+    records: list[Any] = []
     while True:
         small = [h for h in hres_layers(graph) if h.width <= remove_at]
         applied = False
         for layer in sorted(small, key=lambda h: -h.add):
+            if layer.kind == "conv":
+                graph, weights, text = unnest(graph, weights, layer.add)
+                records.append({"rewrite": "hres-shrink (conv)", "node": layer.add, "text": text})
+                applied = True
+                break
             try:
                 result = hres_shrink.apply(graph, weights, hres_shrink.Move(layer.add, remove_at), rng)
             except NotApplicable:
@@ -194,7 +200,7 @@ def remove_layers(
 
 def nest_layers(
     graph: Graph, weights: Weights, rule: LayerRule, rng: np.random.Generator
-) -> tuple[Graph, Weights, list[Record]]:
+) -> tuple[Graph, Weights, list[Any]]:
     """Turn the linear inner layers of every residual layer with H > threshold into H-ResNet layers."""
     records = []
     for layer in hres_layers(graph):
@@ -202,12 +208,16 @@ def nest_layers(
         features_out = graph.shape(layer.add)[0]
         if layer.width <= threshold(features_in, features_out, rule):
             continue
-        inner = [n for n in (layer.hidden, layer.residual) if graph.kind(n) == "linear"]
+        inner = [n for n in (layer.hidden, layer.residual) if graph.kind(n) == layer.kind]
         if len(inner) < 2:
             continue  # already nested (paper: only a layer with linear inner layers grows a level)
         for nid in inner:
             i, o = graph.shape(graph.inputs(nid)[0])[0], graph.shape(nid)[0]
             hidden = max(1, int(threshold(i, o, rule)))  # at the threshold: it nests again only once it grows
+            if layer.kind == "conv":
+                graph, weights, text = nest_conv(graph, weights, nid, hidden, rng)
+                records.append({"rewrite": "hres-grow (conv)", "node": nid, "hidden": hidden, "text": text})
+                continue
             result = hres_grow.apply(graph, weights, hres_grow.Move(nid, hidden), rng)
             graph, weights = result.graph, result.weights
             records.append(result.record)
@@ -215,6 +225,8 @@ def nest_layers(
 
 
 def record_json(record: Any) -> Any:
+    if isinstance(record, dict):
+        return record
     return record.model_dump(mode="json") if hasattr(record, "model_dump") else {"text": str(record)}
 
 

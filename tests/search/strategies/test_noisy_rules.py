@@ -122,3 +122,58 @@ def test_nesting_when_hidden_units_exceed_the_threshold(rule: str, x: torch.Tens
         )[2]
         == []
     )  # type: ignore[arg-type]
+
+
+CONV = (
+    "input 3x6x6\nconv(8, 3) relu\nhres(conv(8, 3), conv(6, 3), conv(8, 3, bias=false)) relu\ngap linear(2)\n"
+)
+
+
+def test_conv_h_resnet_layers_nest_and_go_without_changing_the_function() -> None:
+    x = torch.randn(4, 3, 6, 6, generator=torch.Generator().manual_seed(2))
+    graph = parse(CONV)
+    weights = fill_missing(graph, None, np.random.default_rng(0))
+    (layer,) = [layer for layer in rules.hres_layers(graph)]
+    assert layer.kind == "conv" and layer.width == 6
+    # H = 6 > (8 * 64)^(1/3) = 8? no: the layer stays; with the authors' rule neither
+    assert rules.nest_layers(graph, weights, "paper", np.random.default_rng(1))[2] == []
+    wide = parse(CONV.replace("conv(6, 3)", "conv(12, 3)"))
+    wide_weights = fill_missing(wide, None, np.random.default_rng(0))
+    nested, nested_weights, records = rules.nest_layers(wide, wide_weights, "paper", np.random.default_rng(1))
+    assert len(records) == 2 and all(r["rewrite"] == "hres-grow (conv)" for r in records)
+    assert len(rules.hres_layers(nested)) == 3
+    torch.testing.assert_close(
+        _outputs(nested, nested_weights, x), _outputs(wide, wide_weights, x), atol=1e-5, rtol=0
+    )
+    # a layer whose hidden channels fell to one goes; with its outgoing weights faded first it is exact
+    thin = parse(CONV.replace("conv(6, 3)", "conv(1, 3)"))
+    thin_weights = fill_missing(thin, None, np.random.default_rng(0))
+    (layer,) = rules.hres_layers(thin)
+    thin_weights[layer.residual] = {"weight": np.zeros_like(thin_weights[layer.residual]["weight"])}
+    removed, removed_weights, records = rules.remove_layers(thin, thin_weights, 1, np.random.default_rng(0))
+    assert len(records) == 1 and rules.hres_layers(removed) == []
+    torch.testing.assert_close(
+        _outputs(removed, removed_weights, x), _outputs(thin, thin_weights, x), atol=1e-5, rtol=0
+    )
+
+
+def test_readable_genome_parses_back_with_its_weights() -> None:
+    from genomorph.search.strategies._noisy_print import readable_with_weights
+
+    for text, x in (
+        (NESTED, torch.randn(8, 2, generator=torch.Generator().manual_seed(3))),
+        (CONV, torch.randn(2, 3, 6, 6, generator=torch.Generator().manual_seed(3))),
+    ):
+        graph = parse(text)
+        weights = fill_missing(graph, None, np.random.default_rng(0))
+        found = readable_with_weights(graph, weights)
+        assert found is not None
+        readable, readable_weights = found
+        assert "hres(" in readable and "%" not in readable
+        again = parse(readable)
+        assert again.stats().params == graph.stats().params
+        torch.testing.assert_close(
+            _outputs(again, readable_weights, x), _outputs(graph, weights, x), atol=1e-6, rtol=0
+        )
+    skip = parse("input 4\nx = linear(4)\nadd(x, linear(4) relu)\n")  # a plain residual sum is no H-ResNet
+    assert readable_with_weights(skip, None) is None
