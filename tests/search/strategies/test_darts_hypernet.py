@@ -127,3 +127,25 @@ def test_sharing_pure_ops_keeps_the_function_and_the_genotype(small_darts) -> No
     alphas = {g: rng.normal(size=a.shape) for g, a in arch.items()}
     reparsed = parse(print_genome(shared))  # the shared space survives the genome text
     assert decode_genotype(reparsed, alphas) == decode_genotype(graph, alphas)
+
+
+@pytest.mark.parametrize(("method", "expected"), [("darts", 1), ("hyperdarts", 0)])
+def test_repeats_keep_the_best_run_and_hyperdarts_wants_a_skip(method: str, expected: int) -> None:
+    """§4.7: the best validation accuracy, hyperDARTS ignoring runs whose normal cell has no skip."""
+    from genomorph.search.core.protocol import DatasetInfo, SearchSetup
+    from genomorph.search.strategies import STRATEGIES
+    from genomorph.search.strategies.darts import SearchRun
+
+    info = DatasetInfo(
+        name="digits", task="classification", input_shape=(1, 8, 8), num_outputs=10,
+        train_size=1151, val_size=287, test_size=359,
+    )  # fmt: skip
+    cls = STRATEGIES[method]
+    strategy = cls(cls.Config(repeats=3), SearchSetup(dataset=info, start_genome=SEQ))
+    runs = [(0, 0.90, True), (1, 0.95, False), (2, 0.93, True)]
+    strategy.state.runs = [
+        SearchRun(repeat=r, candidate=r, ok=True, best_val_accuracy=acc, genome="g", has_skip=skip)
+        for r, acc, skip in runs
+    ]
+    strategy.state.runs[2].ok = False  # a failed run is never chosen
+    assert strategy._choose() == expected
