@@ -130,7 +130,8 @@ def throughput(count: int) -> dict:
     strategy = ParetoNash(ParetoNashConfig(), SearchSetup(seed=0, dataset=info))
     parents = []
     for i, text in enumerate(strategy.starts):
-        weights = extract_weights(lower(parse(text)))
+        graph = parse(text)
+        weights, _ = extract_weights(lower(graph), graph)
         parents.append((Point(id=i, genome=text, checkpoint=f"c{i}.pt", values=(0.5, 0.0)), weights))
     rng = np.random.default_rng(0)
     made = 0

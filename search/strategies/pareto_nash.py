@@ -33,7 +33,7 @@ import math
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from genomorph.ir import Weights
+from genomorph.ir import Graph, Weights
 from genomorph.search.core.protocol import (
     Budget,
     EvalRequest,
@@ -210,6 +210,7 @@ class ParetoNash(Strategy[ParetoNashConfig, ParetoNashState]):
         self.starts = self._start_genomes()
         self._weights: dict[str, Weights] = {}  # checkpoint -> weights (a cache, not state)
         self._made: dict[tuple[int, int], Proposal] = {}  # (generation, index) -> proposal (cache)
+        self._graphs: dict[str, Graph] = {}  # parent genome -> parsed graph (a cache)
 
     def _start_genomes(self) -> list[str]:
         texts = self.config.start_genomes
@@ -261,7 +262,11 @@ class ParetoNash(Strategy[ParetoNashConfig, ParetoNashState]):
 
         rng = np.random.default_rng([self.setup.seed, generation, index])
         n_op = int(rng.integers(1, self.config.ops_max + 1))
-        graph = parse(parent.genome, source_name="<parent>")
+        graph = self._graphs.get(parent.genome)
+        if graph is None:  # rewrites never mutate their input: one parse per parent serves all its children
+            if len(self._graphs) > 64:
+                self._graphs.pop(next(iter(self._graphs)))
+            graph = self._graphs[parent.genome] = parse(parent.genome, source_name="<parent>")
         graph, child_weights, records = grow(
             graph, weights, rng, n_op, self.config.operators, self.max_params
         )

@@ -88,12 +88,15 @@ def test_shrsep_grows_children_with_separable_convs(tmp_path: Path) -> None:
 
 def test_pareto_nash_reports_front_hypervolume_repairs_and_plots(tmp_path: Path) -> None:
     run = tmp_path / "pareto"
-    args = ["--strategy", "pareto-nash", "--dataset", "digits", "--budget", "2", "--objectives", "params,macs",
-            "--set", "proposals=8", "--set", "accepted=3", "--set", "epochs=1", "--set", "start_epochs=1",
-            "--set", "repair_epochs=1", "--set", "ops_max=2", "--out", str(run)]  # fmt: skip
+    starts = json.dumps([SMALL, SMALL.replace("conv(8", "sep_conv(16").replace("conv(16", "conv(32")])
+    args = ["--strategy", "pareto-nash", "--dataset", "digits", "--budget", "2", "--objectives", "params,latency",
+            "--set", "proposals=8", "--set", "accepted=3", "--set", "epochs=1", "--set", "start_epochs=2",
+            "--set", "repair_epochs=1", "--set", "ops_max=2", "--set", f"start_genomes={starts}",
+            "--out", str(run)]  # fmt: skip
     _search(args)
     rows = _candidates(run)
-    assert [r["request"]["meta"]["role"] for r in rows] == ["start"] * 4 + ["child"] * 6
+    assert [r["request"]["meta"]["role"] for r in rows] == ["start"] * 2 + ["child"] * 6
+    assert all(r["metrics"]["extra"]["latency_ms"] > 0 for r in rows)
     repaired = [r for r in rows if r["request"].get("repair")]
     assert repaired, "no approximate child in this run (seed 0)"
     for row in repaired:
@@ -102,11 +105,11 @@ def test_pareto_nash_reports_front_hypervolume_repairs_and_plots(tmp_path: Path)
     summary = json.loads((run / "summary.json").read_text())
     assert len(summary["hypervolume"]) == 2 and all(v > 0 for v in summary["hypervolume"])
     assert summary["hypervolume"][-1] >= summary["hypervolume_start"]
-    assert set(summary["reference_point"]) == {"val_error", "log_params", "log_macs"}
+    assert set(summary["reference_point"]) == {"val_error", "log_params", "latency_ms"}
     front = json.loads((run / "front.json").read_text())
     genomes = sorted((run / "front").glob("*.genome"))
     assert len(summary["front"]) == len(genomes) >= 1
-    assert front["objectives"] == ["val_error", "log_params", "log_macs"]
+    assert front["objectives"] == ["val_error", "log_params", "latency_ms"]
     for name in ("front_generations.png", "hypervolume.png"):
         assert (run / name).stat().st_size > 1000
     report = CliRunner().invoke(main, ["report", str(run)], catch_exceptions=False)

@@ -90,6 +90,9 @@ def test_each_step_halves_with_survivors_continuing_from_their_own_weights() -> 
     )
     assert final.request.budget.train_on == "train+val" and final.request.budget.test
     assert run.strategy.result_candidate() == final.id
+    steps = run.strategy.summary()["steps"]
+    assert [h["step"] for h in steps] == [0, 1, 2] and all(h["moved"] for h in steps[1:])
+    assert [len(r["trained"]) for r in steps[1]["rungs"]] == [4, 2, 1]
 
 
 def test_sh_runs_one_cosine_schedule_over_the_step_and_shr_restarts() -> None:
