@@ -6,9 +6,9 @@ registry ``REWRITES`` maps the CLI names (``skip-add``, ``prune-channels``, ...)
 See docs/rewrites.md.
 """
 
-from ._base import Outcome, Record, RewriteResult, Work, move_from_dict, move_to_dict, op_text
+from ._base import Outcome, Record, Rewrite, RewriteResult, Work, move_from_dict, move_to_dict, op_text
 from ._init import fill_missing, init_node, randomized
-from ._registry import APPROXIMATE, EXACT, REWRITES, Rewrite, get, random_chain, replay, sample
+from ._registry import APPROXIMATE, EXACT, REWRITES, get, random_chain, replay, sample
 
 __all__ = [
     "APPROXIMATE",

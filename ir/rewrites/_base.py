@@ -1,11 +1,15 @@
-"""What every rewrite shares: the record it leaves, its result, and the driver that keeps it pure.
+"""What every rewrite shares: the record it leaves, its result, its registry entry and the driver.
 
-A rewrite module defines ``NAME``, ``EXACT``, a frozen dataclass ``Move`` whose first field is
-``node`` (the place it acts on), ``moves_at(graph, node, weights=None)`` (the moves at one node,
-or ``NotApplicable`` saying why none), ``candidates(graph, weights=None)`` and
-``apply(graph, weights, move, rng)``. The module's private ``_edit(work, move) -> Outcome``
-edits a :class:`Work` — a copy of the graph and a copy of the weights dict — and :func:`run`
-does the rest: copying, drawing a seed, filling missing weights, verifying, recording.
+A rewrite module defines a frozen dataclass ``Move`` whose first field is ``node`` (the place
+it acts on), ``_moves(graph, node, context)`` (the moves at one node, or ``NotApplicable``
+saying why none) and ``edit(work, move) -> Outcome``, and registers them as one
+:class:`Rewrite` (``REWRITE = Rewrite("deepen", True, Move, _moves, edit, context=...)``).
+The ``Rewrite`` owns what every module used to repeat: ``moves_at`` and ``candidates`` (the
+``context`` — non-negativity, reachability — is computed once per graph, not once per node),
+``apply(graph, weights, move, rng)`` and the seeded replay. ``edit`` changes a :class:`Work`
+— a copy of the graph and a copy of the weights dict — and :func:`run` does the rest:
+copying, drawing a seed, filling missing weights, verifying, recording. Modules re-export
+``apply``, ``candidates`` and ``moves_at`` as the bound methods of their ``REWRITE``.
 
 Weights are treated as immutable values: a rewrite never writes into an array, it puts a new
 one in its copy of the dict. Untouched arrays are therefore shared between the input and the
@@ -240,3 +244,52 @@ def require(condition: bool, why: str, hint: str | None = None) -> None:
 
 def require_node(graph: Graph, nid: NodeId) -> None:
     require(nid in graph, f"there is no node n{nid} in the genome")
+
+
+def no_context(graph: Graph, weights: Weights | None) -> None:
+    """The context of a rewrite whose places need nothing computed over the whole graph."""
+    return None
+
+
+Moves = Callable[[Graph, NodeId, Any], list[Any]]
+Context = Callable[[Graph, Weights | None], Any]
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """One rewrite: its name, exactness, move type, places and edit; what the registry lists."""
+
+    name: str
+    """Registry and CLI name (``deepen``, ``skip-add``, ...)."""
+    exact: bool
+    """Whether the rewrite preserves the network function."""
+    move_type: type
+    moves: Moves
+    """``(graph, node, context) -> moves`` at one node, raising NotApplicable when none."""
+    edit: Edit
+    context: Context = no_context
+    """``(graph, weights) -> context`` shared by every node's ``moves`` in one candidate list."""
+
+    def moves_at(self, graph: Graph, node: NodeId, weights: Weights | None = None) -> list[Any]:
+        """The moves at ``node``; NotApplicable says why there are none."""
+        require_node(graph, node)
+        return self.moves(graph, node, self.context(graph, weights))
+
+    def candidates(self, graph: Graph, weights: Weights | None = None) -> list[Any]:
+        """Every move of this rewrite in ``graph``, node by node in topological order."""
+        context = self.context(graph, weights)
+        return collect(graph, lambda g, n, w: self.moves(g, n, context))
+
+    def apply(
+        self, graph: Graph, weights: Weights | None, move: Any, rng: np.random.Generator
+    ) -> RewriteResult:
+        """Apply ``move`` purely: the inputs are never touched; the seed is drawn from ``rng``."""
+        return run(self.name, self.exact, self.edit, graph, weights, move, draw_seed(rng))
+
+    def apply_seeded(self, graph: Graph, weights: Weights | None, move: Any, seed: int) -> RewriteResult:
+        """Apply ``move`` with the generator of ``seed`` (a record's replay)."""
+        return run(self.name, self.exact, self.edit, graph, weights, move, seed)
+
+    def move(self, data: dict[str, Any]) -> Any:
+        """A move of this rewrite from plain data (a record's JSON, a user's settings)."""
+        return move_from_dict(self.move_type, data)

@@ -1,14 +1,13 @@
 """The registry of rewrites, uniform sampling of (rewrite, place), chains and replay.
 
-What may change (each rewrite's ``candidates``) is kept apart from who decides (the sampler
-here, or a search strategy with its own rng).
+Each rewrite module registers one ``Rewrite`` (``_base.py``) as its ``REWRITE``; ``REWRITES``
+lists them by name. What may change (each rewrite's ``candidates``) is kept apart from who
+decides (the sampler here, or a search strategy with its own rng).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from types import ModuleType
 from typing import Any, Literal
 
 import numpy as np
@@ -33,38 +32,7 @@ from . import (
     substitute_sepconv,
     widen,
 )
-from ._base import Record, RewriteResult, draw_seed, move_from_dict, run
-
-
-@dataclass(frozen=True)
-class Rewrite:
-    """One registered rewrite: its name, exactness and module (Move, candidates, apply, edit)."""
-
-    name: str
-    exact: bool
-    module: ModuleType
-
-    @property
-    def move_type(self) -> type:
-        return self.module.Move
-
-    def candidates(self, graph: Graph, weights: Weights | None = None) -> list[Any]:
-        return self.module.candidates(graph, weights)
-
-    def moves_at(self, graph: Graph, node: int, weights: Weights | None = None) -> list[Any]:
-        return self.module.moves_at(graph, node, weights)
-
-    def apply(
-        self, graph: Graph, weights: Weights | None, move: Any, rng: np.random.Generator
-    ) -> RewriteResult:
-        return self.module.apply(graph, weights, move, rng)
-
-    def apply_seeded(self, graph: Graph, weights: Weights | None, move: Any, seed: int) -> RewriteResult:
-        return run(self.name, self.exact, self.module.edit, graph, weights, move, seed)
-
-    def move(self, data: dict[str, Any]) -> Any:
-        return move_from_dict(self.move_type, data)
-
+from ._base import Record, Rewrite, RewriteResult, draw_seed
 
 _MODULES = (
     deepen, widen, skip_add, skip_concat, merge_convex, merge_concat, split, sepconv, add_neurons, hres_grow,
@@ -74,7 +42,7 @@ _MODULES = (
 RETRIES = 10
 """Draws per chain step before a chain gives up."""
 
-REWRITES: dict[str, Rewrite] = {m.NAME: Rewrite(m.NAME, m.EXACT, m) for m in _MODULES}
+REWRITES: dict[str, Rewrite] = {m.REWRITE.name: m.REWRITE for m in _MODULES}
 EXACT: tuple[str, ...] = tuple(name for name, r in REWRITES.items() if r.exact)
 APPROXIMATE: tuple[str, ...] = tuple(name for name, r in REWRITES.items() if not r.exact)
 

@@ -10,15 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 from genomorph.ir.graph import Graph, NodeId
-from genomorph.ir.weights import Weights
 
-from ._base import Outcome, RewriteResult, Work, collect, describe, draw_seed, require, require_node, run
+from ._base import Outcome, Rewrite, Work, describe, require, require_node
 from ._channels import output_width, plan, realise, role, widened
-
-NAME = "add-neurons"
-EXACT = True
 
 
 @dataclass(frozen=True)
@@ -33,7 +28,7 @@ def default_units(width: int) -> int:
     return max(1, width // 4)
 
 
-def moves_at(graph: Graph, node: NodeId, weights: Weights | None = None) -> list[Move]:
+def _moves(graph: Graph, node: NodeId, context: None = None) -> list[Move]:
     require_node(graph, node)
     require(
         role(graph, node) == "layer",
@@ -43,13 +38,9 @@ def moves_at(graph: Graph, node: NodeId, weights: Weights | None = None) -> list
     return [Move(node)]
 
 
-def candidates(graph: Graph, weights: Weights | None = None) -> list[Move]:
-    return collect(graph, moves_at, weights)
-
-
 def edit(work: Work, move: Move) -> Outcome:
     g = work.graph
-    moves_at(g, move.node)
+    _moves(g, move.node)
     width = output_width(g, move.node)
     units = move.units if move.units is not None else default_units(width)
     require(units >= 1, f"add-neurons needs at least one unit to add, not {units}")
@@ -64,5 +55,5 @@ def edit(work: Work, move: Move) -> Outcome:
     )
 
 
-def apply(graph: Graph, weights: Weights | None, move: Move, rng: np.random.Generator) -> RewriteResult:
-    return run(NAME, EXACT, edit, graph, weights, move, draw_seed(rng))
+REWRITE = Rewrite("add-neurons", True, Move, _moves, edit)
+apply, candidates, moves_at = REWRITE.apply, REWRITE.candidates, REWRITE.moves_at

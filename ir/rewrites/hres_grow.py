@@ -14,14 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 from genomorph.ir.graph import Graph, NodeId
 from genomorph.ir.ops import ACTIVATIONS, OP_CLASSES, Add, Linear
-from genomorph.ir.weights import Weights
 
-from ._base import Outcome, RewriteResult, Work, collect, describe, draw_seed, require, require_node, run
+from ._base import Outcome, Rewrite, Work, describe, require, require_node
 from ._hres import growth_threshold
 from ._init import FLOAT, init_node
-
-NAME = "hres-grow"
-EXACT = True
 
 
 @dataclass(frozen=True)
@@ -37,7 +33,7 @@ def default_hidden(features_in: int, features_out: int) -> int:
     return max(1, int(round(growth_threshold(features_in, features_out))))
 
 
-def moves_at(graph: Graph, node: NodeId, weights: Weights | None = None) -> list[Move]:
+def _moves(graph: Graph, node: NodeId, context: None = None) -> list[Move]:
     require_node(graph, node)
     require(
         graph.kind(node) == "linear",
@@ -46,13 +42,9 @@ def moves_at(graph: Graph, node: NodeId, weights: Weights | None = None) -> list
     return [Move(node)]
 
 
-def candidates(graph: Graph, weights: Weights | None = None) -> list[Move]:
-    return collect(graph, moves_at, weights)
-
-
 def edit(work: Work, move: Move) -> Outcome:
     g = work.graph
-    moves_at(g, move.node)
+    _moves(g, move.node)
     require(
         move.activation in ACTIVATIONS,
         f"the residual's activation must be one of {sorted(ACTIVATIONS)}, not {move.activation!r}",
@@ -77,5 +69,5 @@ def edit(work: Work, move: Move) -> Outcome:
     )
 
 
-def apply(graph: Graph, weights: Weights | None, move: Move, rng: np.random.Generator) -> RewriteResult:
-    return run(NAME, EXACT, edit, graph, weights, move, draw_seed(rng))
+REWRITE = Rewrite("hres-grow", True, Move, _moves, edit)
+apply, candidates, moves_at = REWRITE.apply, REWRITE.candidates, REWRITE.moves_at

@@ -10,16 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 from genomorph.ir.graph import Graph, NodeId
-from genomorph.ir.weights import Weights
 
-from ._base import Outcome, RewriteResult, Work, collect, describe, draw_seed, require, require_node, run
+from ._base import Outcome, Rewrite, Work, describe, require, require_node
 from ._hres import HresLayer, between, layer_at
 from ._places import layer_neighbours, parameterised, remove_dead
 
-NAME = "hres-shrink"
-EXACT = False
 MAX_HIDDEN = 1
 
 
@@ -56,13 +52,9 @@ def _layer(graph: Graph, node: NodeId, max_hidden: int) -> tuple[HresLayer, set[
     return layer, residual
 
 
-def moves_at(graph: Graph, node: NodeId, weights: Weights | None = None) -> list[Move]:
+def _moves(graph: Graph, node: NodeId, context: None = None) -> list[Move]:
     _layer(graph, node, MAX_HIDDEN)
     return [Move(node)]
-
-
-def candidates(graph: Graph, weights: Weights | None = None) -> list[Move]:
-    return collect(graph, moves_at, weights)
 
 
 def edit(work: Work, move: Move) -> Outcome:
@@ -82,5 +74,5 @@ def edit(work: Work, move: Move) -> Outcome:
     )
 
 
-def apply(graph: Graph, weights: Weights | None, move: Move, rng: np.random.Generator) -> RewriteResult:
-    return run(NAME, EXACT, edit, graph, weights, move, draw_seed(rng))
+REWRITE = Rewrite("hres-shrink", False, Move, _moves, edit)
+apply, candidates, moves_at = REWRITE.apply, REWRITE.candidates, REWRITE.moves_at

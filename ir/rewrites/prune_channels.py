@@ -12,13 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from genomorph.ir.graph import Graph, NodeId
-from genomorph.ir.weights import Weights
 
-from ._base import Outcome, RewriteResult, Work, collect, describe, draw_seed, require, require_node, run
+from ._base import Outcome, Rewrite, Work, describe, require, require_node
 from ._channels import kept, layout_of, output_width, plan, realise, role
 
-NAME = "prune-channels"
-EXACT = False
 FRACTIONS = (0.5, 0.25)
 
 
@@ -58,13 +55,9 @@ def check_prunable(graph: Graph, node: NodeId, image: bool | None) -> int:
     return width
 
 
-def moves_at(graph: Graph, node: NodeId, weights: Weights | None = None) -> list[Move]:
+def _moves(graph: Graph, node: NodeId, context: None = None) -> list[Move]:
     width = check_prunable(graph, node, image=True)
     return [Move(node, f) for f in FRACTIONS if 1 <= to_remove(width, f) < width]
-
-
-def candidates(graph: Graph, weights: Weights | None = None) -> list[Move]:
-    return collect(graph, moves_at, weights)
 
 
 def prune(work: Work, node: NodeId, remove: list[int]) -> tuple[int, set[NodeId]]:
@@ -101,5 +94,5 @@ def edit(work: Work, move: Move) -> Outcome:
     )
 
 
-def apply(graph: Graph, weights: Weights | None, move: Move, rng: np.random.Generator) -> RewriteResult:
-    return run(NAME, EXACT, edit, graph, weights, move, draw_seed(rng))
+REWRITE = Rewrite("prune-channels", False, Move, _moves, edit)
+apply, candidates, moves_at = REWRITE.apply, REWRITE.candidates, REWRITE.moves_at

@@ -20,13 +20,11 @@ import numpy as np
 from genomorph.ir.graph import Graph, NodeId
 from genomorph.ir.weights import Weights
 
-from ._base import Outcome, RewriteResult, Work, collect, describe, draw_seed, require, run
+from ._base import Outcome, Rewrite, Work, describe, require
 from ._channels import identity_map, output_width, plan, scale_outgoing
 from ._init import fill_missing
 from .prune_channels import check_prunable, filter_norms, prune
 
-NAME = "prune-neurons"
-EXACT = False
 SPARSITY_POWER = 33
 """The exponent of B in paper 000's score: always-firing units count as nearly linear."""
 
@@ -52,13 +50,9 @@ def default_count(width: int) -> int:
     return min(width - 1, max(1, width // 4))
 
 
-def moves_at(graph: Graph, node: NodeId, weights: Weights | None = None) -> list[Move]:
+def _moves(graph: Graph, node: NodeId, context: None = None) -> list[Move]:
     check_prunable(graph, node, image=None)
     return [Move(node)]
-
-
-def candidates(graph: Graph, weights: Weights | None = None) -> list[Move]:
-    return collect(graph, moves_at, weights)
 
 
 def edit(work: Work, move: Move) -> Outcome:
@@ -84,10 +78,6 @@ def edit(work: Work, move: Move) -> Outcome:
         f"pruned {len(remove)} of {width} units of {describe(g, move.node)} ({how}): {remove}",
         repair=tuple(sorted(affected)),
     )
-
-
-def apply(graph: Graph, weights: Weights | None, move: Move, rng: np.random.Generator) -> RewriteResult:
-    return run(NAME, EXACT, edit, graph, weights, move, draw_seed(rng))
 
 
 def select(
@@ -147,3 +137,7 @@ def fade(
     change = plan(graph, node, identity_map(output_width(graph, node)))
     scale_outgoing(work, change, units, factor)
     return work.weights
+
+
+REWRITE = Rewrite("prune-neurons", False, Move, _moves, edit)
+apply, candidates, moves_at = REWRITE.apply, REWRITE.candidates, REWRITE.moves_at

@@ -17,14 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 from genomorph.ir.errors import NotApplicable
 from genomorph.ir.graph import Graph, NodeId
-from genomorph.ir.weights import Weights
 
-from ._base import Outcome, RewriteResult, Work, collect, describe, draw_seed, require, require_node, run
+from ._base import Outcome, Rewrite, Work, describe, require, require_node
 from ._channels import Plan, plan, realise
 from ._places import Block, block_at, layer_neighbours, remove_dead
-
-NAME = "remove-block"
-EXACT = False
 
 
 @dataclass(frozen=True)
@@ -72,7 +68,7 @@ def _cut_plan(graph: Graph, merge: NodeId, port: int) -> Plan | None:
     return plan(graph, merge, src, virtual=True)
 
 
-def moves_at(graph: Graph, node: NodeId, weights: Weights | None = None) -> list[Move]:
+def _moves(graph: Graph, node: NodeId, context: None = None) -> list[Move]:
     require_node(graph, node)
     traits = graph.op(node).traits
     if traits.starts_block:
@@ -92,10 +88,6 @@ def moves_at(graph: Graph, node: NodeId, weights: Weights | None = None) -> list
         moves.append(Move(node, port))
     require(bool(moves), f"no input of {describe(graph, node)} can be cut without changing its shape")
     return moves
-
-
-def candidates(graph: Graph, weights: Weights | None = None) -> list[Move]:
-    return collect(graph, moves_at, weights)
 
 
 def _remove_block(work: Work, move: Move) -> Outcome:
@@ -144,10 +136,10 @@ def _cut_skip(work: Work, move: Move) -> Outcome:
 
 
 def edit(work: Work, move: Move) -> Outcome:
-    allowed = moves_at(work.graph, move.node)
+    allowed = _moves(work.graph, move.node)
     require(move in allowed, f"remove-block cannot act as asked at {describe(work.graph, move.node)}")
     return _remove_block(work, move) if move.port is None else _cut_skip(work, move)
 
 
-def apply(graph: Graph, weights: Weights | None, move: Move, rng: np.random.Generator) -> RewriteResult:
-    return run(NAME, EXACT, edit, graph, weights, move, draw_seed(rng))
+REWRITE = Rewrite("remove-block", False, Move, _moves, edit)
+apply, candidates, moves_at = REWRITE.apply, REWRITE.candidates, REWRITE.moves_at

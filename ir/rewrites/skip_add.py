@@ -19,23 +19,10 @@ from genomorph.ir.graph import Graph, NodeId
 from genomorph.ir.ops import Add, Conv, Convex, Linear, Shape
 from genomorph.ir.weights import Weights
 
-from ._base import (
-    Outcome,
-    RewriteResult,
-    Work,
-    collect,
-    describe,
-    draw_seed,
-    op_text,
-    require,
-    require_node,
-    run,
-)
+from ._base import Outcome, Rewrite, Work, describe, op_text, require, require_node
 from ._init import FLOAT
 from ._places import Reach, ends_block, is_output
 
-NAME = "skip-add"
-EXACT = True
 FACTORS = (1, 2, 4)
 
 
@@ -76,15 +63,25 @@ def sources(graph: Graph, node: NodeId, reach: Reach, begins: list[NodeId]) -> l
     return [a for a in begins if reach.before(a, node) and a not in direct]
 
 
-def _moves(graph: Graph, node: NodeId, reach: Reach, begins: list[NodeId]) -> list[Move]:
+def skip_context(graph: Graph, weights: Weights | None = None) -> tuple[Reach, list[NodeId]]:
+    """What every place of a skip rewrite needs: reachability and the values a skip may start from."""
+    return Reach(graph), starts(graph)
+
+
+def landing_sources(graph: Graph, node: NodeId, context: tuple[Reach, list[NodeId]]) -> list[NodeId]:
+    """The values a skip onto ``node`` may start from, after checking that one may land there."""
     require_node(graph, node)
     require(
         end_points(graph, node),
         f"a skip lands after a block, pooling or merge that is not an output; {describe(graph, node)} is not one",
     )
+    return sources(graph, node, *context)
+
+
+def _moves(graph: Graph, node: NodeId, context: tuple[Reach, list[NodeId]]) -> list[Move]:
     target = graph.shape(node)
     moves = []
-    for a in sources(graph, node, reach, begins):
+    for a in landing_sources(graph, node, context):
         shape = graph.shape(a)
         if shape == target:
             moves.append(Move(node, a, "convex"))
@@ -92,16 +89,6 @@ def _moves(graph: Graph, node: NodeId, reach: Reach, begins: list[NodeId]) -> li
             moves.append(Move(node, a, "branch"))
     require(bool(moves), f"no earlier value fits a skip onto {describe(graph, node)}")
     return moves
-
-
-def moves_at(graph: Graph, node: NodeId, weights: Weights | None = None) -> list[Move]:
-    require_node(graph, node)
-    return _moves(graph, node, Reach(graph), starts(graph))
-
-
-def candidates(graph: Graph, weights: Weights | None = None) -> list[Move]:
-    reach, begins = Reach(graph), starts(graph)
-    return collect(graph, lambda g, n, w: _moves(g, n, reach, begins))
 
 
 def projection(graph: Graph, source: NodeId, target: Shape) -> tuple[Conv | Linear, dict[str, np.ndarray]]:
@@ -119,7 +106,7 @@ def projection(graph: Graph, source: NodeId, target: Shape) -> tuple[Conv | Line
 def edit(work: Work, move: Move) -> Outcome:
     g = work.graph
     require_node(g, move.source)
-    allowed = moves_at(g, move.node)
+    allowed = _moves(g, move.node, skip_context(g))
     require(
         any(m.source == move.source for m in allowed),
         f"no skip from {describe(g, move.source)} onto {describe(g, move.node)}",
@@ -145,5 +132,5 @@ def edit(work: Work, move: Move) -> Outcome:
     return Outcome(move, f"skip from {describe(g, move.source)} onto {describe(g, move.node)} by {what}")
 
 
-def apply(graph: Graph, weights: Weights | None, move: Move, rng: np.random.Generator) -> RewriteResult:
-    return run(NAME, EXACT, edit, graph, weights, move, draw_seed(rng))
+REWRITE = Rewrite("skip-add", True, Move, _moves, edit, context=skip_context)
+apply, candidates, moves_at = REWRITE.apply, REWRITE.candidates, REWRITE.moves_at

@@ -10,18 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 from genomorph.ir.graph import Graph, NodeId
 from genomorph.ir.ops import Concat
-from genomorph.ir.weights import Weights
 
-from ._base import Outcome, RewriteResult, Work, collect, describe, draw_seed, require, require_node, run
+from ._base import Outcome, Rewrite, Work, describe, require, require_node
 from ._channels import plan, realise, widened
 from ._places import Reach
-from .skip_add import end_points, sources, starts, stride_between
-
-NAME = "skip-concat"
-EXACT = True
+from .skip_add import landing_sources, skip_context, stride_between
 
 
 @dataclass(frozen=True)
@@ -52,38 +47,29 @@ def concat_onto(work: Work, node: NodeId, other: NodeId) -> tuple[NodeId, int]:
     return merge, factor or 1
 
 
-def _moves(graph: Graph, node: NodeId, reach: Reach, begins: list[NodeId]) -> list[Move]:
-    require_node(graph, node)
-    require(
-        end_points(graph, node),
-        f"a skip lands after a block, pooling or merge that is not an output; {describe(graph, node)} is not one",
-    )
+def concat_partners(graph: Graph, node: NodeId, others: list[NodeId]) -> list[NodeId]:
+    """Those of ``others`` that ``concat_onto`` can put after ``node``.
+
+    Shared with merge-concat: 1, 2 or 4 times as large as ``node``, and not among the values
+    whose channels the concatenation would change (that would feed the change back into itself).
+    """
     target = graph.shape(node)
     changed = plan(graph, node, widened(target[0], 1), virtual=True).maps
-    moves = [
-        Move(node, a)
-        for a in sources(graph, node, reach, begins)
-        if a not in changed and stride_between(graph.shape(a), target) is not None
-    ]
+    return [o for o in others if o not in changed and stride_between(graph.shape(o), target) is not None]
+
+
+def _moves(graph: Graph, node: NodeId, context: tuple[Reach, list[NodeId]]) -> list[Move]:
+    sources = landing_sources(graph, node, context)
+    moves = [Move(node, a) for a in concat_partners(graph, node, sources)]
     require(bool(moves), f"no earlier value fits a concatenation onto {describe(graph, node)}")
     return moves
-
-
-def moves_at(graph: Graph, node: NodeId, weights: Weights | None = None) -> list[Move]:
-    require_node(graph, node)
-    return _moves(graph, node, Reach(graph), starts(graph))
-
-
-def candidates(graph: Graph, weights: Weights | None = None) -> list[Move]:
-    reach, begins = Reach(graph), starts(graph)
-    return collect(graph, lambda g, n, w: _moves(g, n, reach, begins))
 
 
 def edit(work: Work, move: Move) -> Outcome:
     g = work.graph
     require_node(g, move.source)
     require(
-        any(m.source == move.source for m in moves_at(g, move.node)),
+        any(m.source == move.source for m in _moves(g, move.node, skip_context(g))),
         f"no concatenation skip from {describe(g, move.source)} onto {describe(g, move.node)}",
         hint="the source must be an earlier block end, 1, 2 or 4 times as large, not already a direct input",
     )
@@ -96,5 +82,5 @@ def edit(work: Work, move: Move) -> Outcome:
     )
 
 
-def apply(graph: Graph, weights: Weights | None, move: Move, rng: np.random.Generator) -> RewriteResult:
-    return run(NAME, EXACT, edit, graph, weights, move, draw_seed(rng))
+REWRITE = Rewrite("skip-concat", True, Move, _moves, edit, context=skip_context)
+apply, candidates, moves_at = REWRITE.apply, REWRITE.candidates, REWRITE.moves_at

@@ -14,13 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 from genomorph.ir.graph import Graph, NodeId
 from genomorph.ir.ops import Add
-from genomorph.ir.weights import Weights
 
-from ._base import Outcome, RewriteResult, Work, collect, describe, draw_seed, require, require_node, run
+from ._base import Outcome, Rewrite, Work, describe, require, require_node
 from ._places import Block, block_at
 
-NAME = "split"
-EXACT = True
 ALPHA = 0.3
 
 
@@ -49,13 +46,9 @@ def _block(graph: Graph, node: NodeId) -> Block:
     return block
 
 
-def moves_at(graph: Graph, node: NodeId, weights: Weights | None = None) -> list[Move]:
+def _moves(graph: Graph, node: NodeId, context: None = None) -> list[Move]:
     _block(graph, node)
     return [Move(node)]
-
-
-def candidates(graph: Graph, weights: Weights | None = None) -> list[Move]:
-    return collect(graph, moves_at, weights)
 
 
 def _scaled(arrays: dict[str, np.ndarray], factor: float, names: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -91,5 +84,5 @@ def edit(work: Work, move: Move) -> Outcome:
     )
 
 
-def apply(graph: Graph, weights: Weights | None, move: Move, rng: np.random.Generator) -> RewriteResult:
-    return run(NAME, EXACT, edit, graph, weights, move, draw_seed(rng))
+REWRITE = Rewrite("split", True, Move, _moves, edit)
+apply, candidates, moves_at = REWRITE.apply, REWRITE.candidates, REWRITE.moves_at

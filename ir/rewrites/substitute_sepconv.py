@@ -14,23 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from genomorph.ir.graph import Graph, NodeId
 from genomorph.ir.ops import SepConv
-from genomorph.ir.weights import Weights
 
-from ._base import (
-    Outcome,
-    RewriteResult,
-    Work,
-    collect,
-    describe,
-    draw_seed,
-    op_text,
-    require,
-    require_node,
-    run,
-)
-
-NAME = "substitute-sepconv"
-EXACT = False
+from ._base import Outcome, Rewrite, Work, describe, op_text, require, require_node
 
 
 @dataclass(frozen=True)
@@ -39,18 +24,14 @@ class Move:
     """A conv without groups and with a kernel larger than 1."""
 
 
-def moves_at(graph: Graph, node: NodeId, weights: Weights | None = None) -> list[Move]:
+def _moves(graph: Graph, node: NodeId, context: None = None) -> list[Move]:
     require_node(graph, node)
     op = graph.op(node)
     require(
-        graph.kind(node) == "conv" and op.groups == 1 and op.kernel > 1,  # type: ignore[attr-defined]
+        graph.kind(node) == "conv" and op.groups == 1 and isinstance(op.kernel, int) and op.kernel > 1,  # type: ignore[attr-defined]
         f"substitute-sepconv replaces a conv with kernel > 1 and no groups; {describe(graph, node)} is not one",
     )
     return [Move(node)]
-
-
-def candidates(graph: Graph, weights: Weights | None = None) -> list[Move]:
-    return collect(graph, moves_at, weights)
 
 
 def separable(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -69,7 +50,7 @@ def separable(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def edit(work: Work, move: Move) -> Outcome:
     g = work.graph
-    moves_at(g, move.node)
+    _moves(g, move.node)
     old = g.op(move.node)
     new = SepConv(
         channels=old.channels,  # type: ignore[attr-defined]
@@ -94,5 +75,5 @@ def edit(work: Work, move: Move) -> Outcome:
     )
 
 
-def apply(graph: Graph, weights: Weights | None, move: Move, rng: np.random.Generator) -> RewriteResult:
-    return run(NAME, EXACT, edit, graph, weights, move, draw_seed(rng))
+REWRITE = Rewrite("substitute-sepconv", False, Move, _moves, edit)
+apply, candidates, moves_at = REWRITE.apply, REWRITE.candidates, REWRITE.moves_at

@@ -15,13 +15,10 @@ from typing import Literal
 
 import numpy as np
 from genomorph.ir.graph import Graph, NodeId
-from genomorph.ir.weights import Weights
 
-from ._base import Outcome, RewriteResult, Work, collect, describe, draw_seed, require, require_node, run
+from ._base import Outcome, Rewrite, Work, describe, require, require_node
 from ._channels import output_width, plan, realise, role, widened
 
-NAME = "widen"
-EXACT = True
 MAX_WIDTH = 1024
 """Paper 001 caps the channels of a layer; this is the cap."""
 
@@ -43,7 +40,7 @@ def new_width(width: int, factor: float) -> int:
     return max(width + 1, int(round(width * factor)))
 
 
-def moves_at(graph: Graph, node: NodeId, weights: Weights | None = None) -> list[Move]:
+def _moves(graph: Graph, node: NodeId, context: None = None) -> list[Move]:
     require_node(graph, node)
     require(
         role(graph, node) == "layer",
@@ -57,13 +54,9 @@ def moves_at(graph: Graph, node: NodeId, weights: Weights | None = None) -> list
     return [Move(node)]
 
 
-def candidates(graph: Graph, weights: Weights | None = None) -> list[Move]:
-    return collect(graph, moves_at, weights)
-
-
 def edit(work: Work, move: Move) -> Outcome:
     g = work.graph
-    moves_at(g, move.node)
+    _moves(g, move.node)
     require(move.mode in ("zero", "net2net"), f"widen mode must be 'zero' or 'net2net', not {move.mode!r}")
     require(
         move.noise >= 0 and (move.noise == 0 or move.mode == "net2net"), "noise applies to net2net mode only"
@@ -89,5 +82,5 @@ def edit(work: Work, move: Move) -> Outcome:
     return Outcome(resolved, text, exact=move.noise == 0)
 
 
-def apply(graph: Graph, weights: Weights | None, move: Move, rng: np.random.Generator) -> RewriteResult:
-    return run(NAME, EXACT, edit, graph, weights, move, draw_seed(rng))
+REWRITE = Rewrite("widen", True, Move, _moves, edit)
+apply, candidates, moves_at = REWRITE.apply, REWRITE.candidates, REWRITE.moves_at

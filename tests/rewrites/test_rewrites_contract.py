@@ -35,7 +35,7 @@ def test_registry_names_and_exactness() -> None:
         "hres-shrink",
     }
     for name, rewrite in REWRITES.items():
-        assert name == rewrite.module.NAME
+        assert name == rewrite.name
         assert rewrite.exact == (name in EXACT)
 
 
