@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from genomorph.ir import GenomeSemanticError, Graph, NodeId, OpBase, Span
 from genomorph.ir.ops import Identity
+from genomorph.ir.stats import param_count
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,15 @@ def prune_dead(graph: Graph, keep: Iterable[NodeId]) -> list[NodeId]:
     dead = [nid for nid in graph.order() if nid not in alive]
     if dead:
         described = ", ".join(graph.node(nid).describe() for nid in dead[:6])
-        log.warning("left out %d node(s) whose values never reach an output: %s", len(dead), described)
+        left_out = sum(param_count(graph, nid) for nid in dead)
+        kept = sum(param_count(graph, nid) for nid in alive)
+        # the parameter counts differ here, so say by how much, for this conversion
+        log.warning(
+            "left out %d node(s) whose values never reach an output, holding %s parameters: %s%s. "
+            "The reference network computes and discards them, so it counts %s parameters, the genome %s.",
+            len(dead), f"{left_out:,}", described, ", ..." if len(dead) > 6 else "",
+            f"{kept + left_out:,}", f"{kept:,}",
+        )  # fmt: skip
     for nid in reversed(dead):
         graph.remove(nid)
     return dead

@@ -8,11 +8,12 @@ in the same order, so parameter shapes line up one for one:
 - ``skip_connect``: identity, or at stride 2 ``FactorizedReduce``, which starts with a ReLU
   that the IR's ``factorized_reduce`` leaves out, hence ``relu factorized_reduce``;
 - ``sep_conv_KxK``: twice ReLU, depthwise KxK, pointwise 1x1, BN (stride on the first only);
-- ``dil_conv_KxK``: ReLU, depthwise KxK with dilation 2, pointwise 1x1, BN.
+- ``dil_conv_KxK``: ReLU, depthwise KxK with dilation 2, pointwise 1x1, BN;
+- ``conv_7x1_1x7`` (AmoebaNet): ReLU, a 1x7 conv (stride ``1 x s``), a 7x1 conv (stride
+  ``s x 1``), BN: rectangular kernels, written ``conv(C, 1x7, stride=1x2)`` in a genome.
 
 Convolutions carry no bias; BN is affine unless the network says otherwise (the search
-network uses ``affine=False`` everywhere inside its cells). ``conv_7x1_1x7`` (AmoebaNet) is
-not expressible: IR convolutions have square kernels.
+network uses ``affine=False`` everywhere inside its cells).
 """
 
 from __future__ import annotations
@@ -78,6 +79,16 @@ def _skip(c: int, stride: int, affine: bool) -> tuple[OpBase, ...]:
     return (Relu(), FactorizedReduce(channels=c, affine=affine))
 
 
+def _conv_7x1_1x7(c: int, stride: int, affine: bool) -> tuple[OpBase, ...]:
+    # padding 0x3 / 3x0 is the IR default for these kernels ("same" at stride 1)
+    return (
+        Relu(),
+        Conv(channels=c, kernel=(1, 7), stride=(1, stride), bias=False),
+        Conv(channels=c, kernel=(7, 1), stride=(stride, 1), bias=False),
+        BatchNorm(affine=affine),
+    )
+
+
 OPS: dict[str, EdgeOps] = {
     "none": lambda c, stride, affine: (Zero(stride=stride),),
     "max_pool_3x3": lambda c, stride, affine: (MaxPool(kernel=3, stride=stride, padding=1),),
@@ -90,12 +101,11 @@ OPS: dict[str, EdgeOps] = {
     "sep_conv_7x7": _sep_conv(7),
     "dil_conv_3x3": _dil_conv(3),
     "dil_conv_5x5": _dil_conv(5),
+    "conv_7x1_1x7": _conv_7x1_1x7,
 }
 
 #: operations of the reference code that have no IR form, with the reason
-UNSUPPORTED: dict[str, str] = {
-    "conv_7x1_1x7": "its 7x1 and 1x7 convolutions are not square, and IR convolutions are",
-}
+UNSUPPORTED: dict[str, str] = {}
 
 
 def search_candidate(name: str, c: int, stride: int) -> tuple[OpBase, ...]:

@@ -146,27 +146,32 @@ def parse_nb201(text: str, source_name: str = _SOURCE) -> Nb201Arch:
 def _infer_cell(graph: Graph, i: int, x: NodeId, arch: Nb201Arch, c: int) -> NodeId:
     states = [x]
     last = len(arch.nodes)
+    dead = _unread_nodes(arch)
     for k, edges in enumerate(arch.nodes, start=1):
         name = f"c{i}" if k == last else f"c{i}_n{k}"
-        if len(edges) == 1:  # the sum of one edge is that edge
-            op, j = edges[0]
-            states.append(chain(graph, states[j], edge_ops(op, c), name=name))
-            continue
         ends = [chain(graph, states[j], edge_ops(op, c)) for op, j in edges]
+        if k == last:
+            # InferCell computes nodes no later node reads and drops them; their weights still
+            # count. A genome has one output, so each joins the output sum multiplied by zero:
+            # the function and the parameter count are the reference's.
+            ends += [graph.add(Zero(), [states[d]], name=f"c{i}_{_DEAD}{d}") for d in dead]
+        if len(ends) == 1:  # the sum of one edge is that edge
+            graph.set_name(ends[0], name)
+            states.append(ends[0])
+            continue
         states.append(graph.add(Add(), ends, name=name))
     return states[-1]
 
 
-def _check_every_node_used(arch: Nb201Arch) -> None:
-    """A node no later node reads is computed and discarded by InferCell; a genome cannot hold it."""
+#: name part of the zero-weighted values that keep unread cell nodes (``c3_unread2``)
+_DEAD = "unread"
+_DEAD_NAME = re.compile(rf"^c\d+_{_DEAD}\d+$")
+
+
+def _unread_nodes(arch: Nb201Arch) -> list[int]:
+    """Cell nodes (not the output) that no later node reads."""
     used = {j for edges in arch.nodes for _, j in edges}
-    unused = [k for k in range(1, len(arch.nodes)) if k not in used]
-    if unused:
-        raise GenomeSemanticError(
-            f"node {unused[0]} of the cell feeds no later node, so it cannot change the output",
-            hint=f"give a later node an edge from node {unused[0]} (e.g. none~{unused[0]}), as NAS-Bench-201 "
-            "cells do",
-        )
+    return [k for k in range(1, len(arch.nodes)) if k not in used]
 
 
 def _residual_block(graph: Graph, i: int, x: NodeId, c: int) -> NodeId:
@@ -197,7 +202,6 @@ def nb201_to_graph(
 ) -> Graph:
     """xautodl ``TinyNetwork(channels, cells, arch, classes)`` (``cells`` = N per stage)."""
     parsed = arch if isinstance(arch, Nb201Arch) else parse_nb201(arch)
-    _check_every_node_used(parsed)
     check_positive(channels=channels, cells=cells, classes=classes)
     shape = check_image_shape(input_shape, 4)
     graph = Graph()
@@ -246,7 +250,10 @@ def _read_cell(graph: Graph, i: int, inner: dict[int, NodeId], output: NodeId, h
     nodes = []
     for k, node in enumerate(states, start=1):
         edges = []
-        for end in graph.inputs(node) if graph.kind(node) == "add" else [node]:
+        ends = graph.inputs(node) if graph.kind(node) == "add" else [node]
+        for end in ends:
+            if _DEAD_NAME.match(graph.node(end).name or ""):
+                continue  # an unread node kept for its weights, not an edge of the arch string
             source, ops = _walk_edge(graph, end, node, index)
             j = index.get(source, 0)
             name = next((n for n in NB201_OPS if strip_identity(edge_ops(n, shapes[node][0])) == ops), None)

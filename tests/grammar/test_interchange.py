@@ -122,13 +122,6 @@ V2_ONE_LINE = DARTS_V2
             79,
         ),
         (
-            "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1)], normal_concat=[2], reduce=[('conv_7x1_1x7', 0), ('max_pool_3x3', 1)], reduce_concat=[2])",
-            GenomeSemanticError,
-            "'conv_7x1_1x7' cannot be converted",
-            1,
-            89,
-        ),
-        (
             "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1)], normal_concat=[2], reduce=[])",
             GenomeSyntaxError,
             "missing the field(s) reduce_concat",

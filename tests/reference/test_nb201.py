@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 from genomorph.grammar.nb201 import graph_to_nb201, nb201_to_graph
-from genomorph.ir import GenomeSemanticError, Graph
+from genomorph.ir import Graph
 from genomorph.ir.stats import param_count
 from genomorph.lower import lower
 
@@ -102,9 +102,36 @@ def test_skip_only_cell_multiplies_by_four() -> None:
     torch.testing.assert_close(cell, 4 * stem)
 
 
-def test_cells_with_unused_nodes_are_rejected() -> None:
-    with pytest.raises(GenomeSemanticError, match="node 1 of the cell feeds no later node"):
-        nb201_to_graph("|nor_conv_3x3~0|+|skip_connect~0|")
+# Cells with nodes no later node reads: InferCell computes them and drops them, so their weights
+# count. Figures by hand from the ops (nor_conv_kxk = C*C*k*k + 2C; stem, the two residual blocks,
+# last BN and classifier of TinyNetwork(16, 5, ., 10) hold 73,306): node 1 unread -> 5 cells of
+# one nor_conv_3x3 per stage; node 2 unread -> its nor_conv_1x1 and nor_conv_3x3 still count.
+@pytest.mark.parametrize(
+    ("arch", "want"),
+    [
+        ("|nor_conv_3x3~0|+|skip_connect~0|", 73306 + 5 * (2336 + 9280 + 36992)),
+        (
+            "|nor_conv_3x3~0|+|nor_conv_1x1~0|nor_conv_3x3~0|+|skip_connect~0|none~1|",
+            73306 + 5 * (2 * 2336 + 288 + 2 * 9280 + 1088 + 2 * 36992 + 4224),
+        ),
+        (ALL_NONE, 73306),
+    ],
+)
+def test_unread_nodes_keep_their_weights(arch: str, want: int) -> None:
+    graph = nb201_to_graph(arch)
+    assert graph.stats().params == want
+    assert graph_to_nb201(graph) == arch  # the zero-weighted keepers are not edges of the string
+
+
+def test_unread_nodes_do_not_change_the_function() -> None:
+    # the unread node joins the output sum multiplied by zero: the cell is its edge from node 0
+    graph = nb201_to_graph("|skip_connect~0|+|skip_connect~0|", channels=4, cells=1)
+    torch.manual_seed(0)
+    recorder = _Recorder(lower(graph).eval())
+    with torch.no_grad():
+        recorder.run(torch.randn(2, 3, 32, 32))
+    stem, cell = recorder.values[f"n{graph.find('stem')}"], recorder.values[f"n{graph.find('c0')}"]
+    torch.testing.assert_close(cell, stem)
 
 
 @pytest.mark.parametrize(
