@@ -33,7 +33,23 @@ Stats = Mapping[NodeId, tuple[np.ndarray, np.ndarray]]
 
 # ------------------------------------------------------------------------------- hidden layers
 def groups(graph: Graph) -> dict[NodeId, set[NodeId]]:
-    """Hidden-layer groups: first layer -> every value whose units are the same units."""
+    """Hidden-layer groups: first layer -> every value whose units are the same units.
+
+    Cached per graph object (graphs are never edited in place: rewrites return new ones)."""
+    key = id(graph)
+    cached = _GROUPS.get(key)
+    if cached is not None and cached[0] is graph:
+        return cached[1]
+    out = _groups(graph)
+    _GROUPS.clear()  # one graph at a time is all the strategy works on
+    _GROUPS[key] = (graph, out)
+    return out
+
+
+_GROUPS: dict[int, tuple[Graph, dict[NodeId, set[NodeId]]]] = {}
+
+
+def _groups(graph: Graph) -> dict[NodeId, set[NodeId]]:
     out: dict[NodeId, set[NodeId]] = {}
     covered: set[NodeId] = set()
     for nid in graph.order():

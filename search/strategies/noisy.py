@@ -22,6 +22,7 @@ network with the best validation score (fewer parameters on ties), evaluated on 
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from typing import Any, ClassVar
@@ -255,11 +256,10 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
         return self._weights[1]
 
     def _grow(self, ctx: SearchContext) -> Proposal:
-        from genomorph.grammar import parse
 
         self._read_meta(ctx)
         meta = self.state.meta
-        graph = parse(self.state.genome, source_name="<noisy>")
+        graph = _parse(self.state.genome)
         weights = self._load(ctx, self.state.checkpoint)
         found = list(rules.groups(graph))
         averages = {g: rules.moving_average(self.state.deltas, g, meta.average_window) for g in found}
@@ -292,11 +292,10 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
 
     def _shrink(self, ctx: SearchContext) -> Proposal | None:
         """The fine-tuning with decaying outgoing weights, or None when nothing is to go."""
-        from genomorph.grammar import parse
 
         meta = NoisyMeta.model_validate(self.state.pending["meta"])
         trained = str(self.state.pending["trained"])
-        graph = parse(str(self.state.pending["genome"]), source_name="<noisy>")
+        graph = _parse(str(self.state.pending["genome"]))
         weights = self._load(ctx, trained)
         assert weights is not None
         stats = _importance(ctx, self.state.pending.get("importance"))
@@ -327,11 +326,10 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
 
     def _save(self, ctx: SearchContext) -> Proposal:
         """Remove the faded units and small layers, nest large ones; evaluate the result untrained."""
-        from genomorph.grammar import parse
         from genomorph.ir.rewrites import prune_neurons
 
         meta = NoisyMeta.model_validate(self.state.pending["meta"])
-        graph = parse(str(self.state.pending["genome"]), source_name="<noisy>")
+        graph = _parse(str(self.state.pending["genome"]))
         weights = self._load(ctx, str(self.state.pending["tuned"]))
         assert weights is not None
         moves = [
@@ -370,7 +368,6 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
 
     def _final(self, ctx: SearchContext) -> Proposal | None:
         """Evaluate the best saved network on the test split, written as a readable H-ResNet genome."""
-        from genomorph.grammar import parse
 
         from ._noisy_print import readable_with_weights
 
@@ -386,7 +383,7 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
             meta={"role": "final", "iteration": best.iteration},
         )
         weights = self._load(ctx, best.checkpoint)
-        nested = readable_with_weights(parse(best.genome, source_name="<noisy>"), weights)
+        nested = readable_with_weights(_parse(best.genome), weights)
         if nested is None:  # not a plain H-ResNet chain: keep the canonical text
             return Proposal(request)
         text, weights = nested
@@ -461,11 +458,10 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
         self.state.phase = "final" if self.state.failures >= MAX_FAILURES else "grow"
 
     def _saved(self, result: EvalResult) -> None:
-        from genomorph.grammar import parse
 
         m = result.metrics
         assert m is not None
-        graph = parse(result.request.genome, source_name="<noisy>")
+        graph = _parse(result.request.genome)
         stats = graph.stats()
         epochs = int(self.state.pending.get("train_epochs", 0)) + int(
             self.state.pending.get("tune_epochs", 0)
@@ -546,6 +542,15 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
 
 
 # ---------------------------------------------------------------------------------- helpers
+@functools.lru_cache(maxsize=8)
+def _parse(text: str) -> Graph:
+    """The graph of a genome the strategy made (cached: a genome is read in several phases;
+    graphs are never edited in place)."""
+    from genomorph.grammar import parse
+
+    return parse(text, source_name="<noisy>")
+
+
 def _canonical(graph: Graph, weights: Weights | None) -> tuple[str, Weights | None, dict[int, int]]:
     from genomorph.ir.printer import print_genome
     from genomorph.ir.weights import remap
