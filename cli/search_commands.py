@@ -244,17 +244,23 @@ def train(source: Source, seed: int, final: bool, out: Path | None, epochs: int 
     graph = load_graph(source)
     train_config = _train_config(flags, epochs)
     budget = Budget(epochs=train_config.epochs, train_on="train+val" if final else "train", test=True)
+    pending = None
     if out is not None and not (out / "run.db").exists():  # recorded before torch loads: a kill
         from .train_run import write_pending  # during start-up can be resumed
 
-        write_pending(out, source.text, _data_config(flags), train_config, budget, seed)
+        pending = write_pending(out, source.text, _data_config(flags), train_config, budget, seed)
     from genomorph.search.runtime.data import cached_dataset, check_fits, fit_to_genome
     from genomorph.search.runtime.evaluate import evaluate_job
     from genomorph.search.runtime.trainer import auto_threads
 
-    data_config = fit_to_genome(_data_config(flags), graph)
-    dataset = cached_dataset(data_config)
-    check_fits(graph, dataset.info)  # before any training
+    try:
+        data_config = fit_to_genome(_data_config(flags), graph)
+        dataset = cached_dataset(data_config)
+        check_fits(graph, dataset.info)  # before any training
+    except GenomorphError:
+        if pending is not None:  # nothing was trained: leave no run directory behind
+            pending.withdraw()
+        raise
     stem = source.path.stem if source.path else "stdin"
     if out is not None:  # a run of the run store: per-epoch checkpoints, resumable
         from genomorph.search.runtime.train_run import training_run_config

@@ -8,7 +8,10 @@ continued: ``genomorph resume RUN_DIR`` (or the same command) starts it from tha
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
 import signal
 from pathlib import Path
 from typing import Any
@@ -22,9 +25,25 @@ PENDING = "train.json"
 PENDING_FORMAT = "genomorph-train/1"
 
 
-def write_pending(run_dir: Path, genome: str, data: Any, train: Any, budget: Any, seed: int) -> None:
+class Pending:
+    """A written ``train.json``, and whether its folder was made for it."""
+
+    def __init__(self, run_dir: Path, created: bool) -> None:
+        self.run_dir, self.created = run_dir, created
+
+    def withdraw(self) -> None:
+        """The training was refused before it started: remove the file (and the folder if new)."""
+        (self.run_dir / PENDING).unlink(missing_ok=True)
+        if self.created:
+            with contextlib.suppress(OSError):  # not empty: something else is in there, keep it
+                self.run_dir.rmdir()
+
+
+def write_pending(run_dir: Path, genome: str, data: Any, train: Any, budget: Any, seed: int) -> Pending:
     """Record the training's request in ``run_dir`` (torch-free: runs before the heavy imports)."""
     from genomorph.search.core.files import write_text
+
+    created = not run_dir.exists()
 
     request = {
         "format": PENDING_FORMAT,
@@ -35,6 +54,7 @@ def write_pending(run_dir: Path, genome: str, data: Any, train: Any, budget: Any
         "seed": seed,
     }
     write_text(run_dir / PENDING, json.dumps(request, indent=2) + "\n")
+    return Pending(run_dir, created)
 
 
 def pending_config(run_dir: Path) -> Any | None:
@@ -61,6 +81,27 @@ def pending_config(run_dir: Path) -> Any | None:
     from genomorph.search.runtime.data import fit_to_genome
 
     return training_run_config(genome, fit_to_genome(data, parse(genome)), train, budget, seed)
+
+
+def _write_classic_files(run_dir: Path, store: Any) -> None:
+    """What ``train --out`` always wrote: ``model.pt`` (a link to the candidate's checkpoint),
+    ``model.genome`` and ``metrics.json`` (the candidate's result)."""
+    from genomorph.search.core.files import write_text
+
+    (candidate,) = store.candidates()
+    if candidate.status not in ("finished", "failed"):
+        return
+    result = candidate.result()
+    write_text(run_dir / "metrics.json", result.model_dump_json(indent=2) + "\n")
+    genome = candidate.genome if candidate.genome.endswith("\n") else candidate.genome + "\n"
+    write_text(run_dir / "model.genome", genome)
+    if result.checkpoint:
+        target, link = run_dir / result.checkpoint, run_dir / "model.pt"
+        link.unlink(missing_ok=True)
+        try:
+            os.link(target, link)  # the same file, not a second copy of the weights
+        except OSError:
+            shutil.copyfile(target, link)
 
 
 def resume_pending_training(run_dir: Path) -> bool:
@@ -131,6 +172,7 @@ def train_in_run_dir(config: Any, run_dir: Path, label: str, command: str) -> No
             f"training failed: {failed[0].reason}",
             hint="a NaN loss usually means the learning rate is too high: try a smaller --lr or --grad-clip",
         )
+    _write_classic_files(run_dir, store)
     keys = ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "val_r2", "test_r2", "params", "macs")
     shown = {k: summary.get(k) for k in keys}
     best = store.candidates()[0]
