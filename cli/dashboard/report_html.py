@@ -47,7 +47,7 @@ def run_report(run: RunDir) -> dict[str, Any]:
         page = run.page(None)
     except RunUnreadable as err:
         return {"run": run.describe(), "page": {"run": run.describe(), "error": str(err)}, "panels": []}
-    details = {r["id"]: run.candidate(r["id"]) for r in page["candidates"]}
+    details = run.details()
     graphs: dict[int, str] = {}
     note = None
     for cid in _graph_ids(page, details):

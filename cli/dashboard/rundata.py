@@ -287,30 +287,12 @@ class RunDir:
         db = self.connect()
         try:
             by_id: dict[int, tuple] = {}
-            lineage: list[dict[str, Any]] = []
             node: int | None = cid
-            while node is not None and node not in by_id:
-                row = db.execute(
-                    "SELECT id, parent, status, reason, request, metrics, checkpoint, setup_s, train_s, eval_s,"
-                    " attempts, created_s, finished_s, objective, params, rewrites FROM candidates WHERE id = ?",
-                    (node,),
-                ).fetchone()
+            while node is not None and node not in by_id:  # a parent cycle cannot loop forever
+                row = db.execute(_DETAIL_SQL + " WHERE id = ?", (node,)).fetchone()
                 if row is None:
                     break
                 by_id[node] = row
-                lineage.append(
-                    {
-                        "id": row[0],
-                        "parent": row[1],
-                        "status": row[2],
-                        "objective": _finite(row[13]),
-                        "params": row[14],
-                        "rewrites": [
-                            r.get("text") or r.get("rewrite", "?") if isinstance(r, dict) else str(r)
-                            for r in _loads(row[15], [])
-                        ],
-                    }
-                )
                 node = row[1]
             children = [
                 r[0] for r in db.execute("SELECT id FROM candidates WHERE parent = ? ORDER BY id", (cid,))
@@ -319,29 +301,22 @@ class RunDir:
             raise RunUnreadable(f"{self.db_path} cannot be read as a run database: {err}") from None
         finally:
             db.close()
-        if cid not in by_id:
-            return None
-        r = by_id[cid]
-        request = _loads(r[4], {})
-        return {
-            "id": r[0],
-            "parent": r[1],
-            "status": r[2],
-            "reason": r[3],
-            "genome": request.get("genome", ""),
-            "budget": request.get("budget"),
-            "meta": request.get("meta", {}),
-            "recipe": request.get("recipe"),
-            "rewrites": request.get("rewrites", []),
-            "metrics": _finite_tree(_loads(r[5])),
-            "checkpoint": r[6],
-            "timings": {"setup_s": r[7], "train_s": r[8], "eval_s": r[9]},
-            "attempts": r[10],
-            "created_s": r[11],
-            "finished_s": r[12],
-            "lineage": list(reversed(lineage)),
-            "children": children,
-        }
+        return _detail(cid, by_id, children) if cid in by_id else None
+
+    def details(self) -> dict[int, dict[str, Any]]:
+        """`candidate` of every candidate, from one read of the table (the HTML report)."""
+        db = self.connect()
+        try:
+            by_id = {r[0]: r for r in db.execute(_DETAIL_SQL + " ORDER BY id").fetchall()}
+        except sqlite3.DatabaseError as err:
+            raise RunUnreadable(f"{self.db_path} cannot be read as a run database: {err}") from None
+        finally:
+            db.close()
+        children: dict[int, list[int]] = {}
+        for cid, row in by_id.items():
+            if row[1] is not None:
+                children.setdefault(row[1], []).append(cid)
+        return {cid: _detail(cid, by_id, children.get(cid, [])) for cid in by_id}
 
     def candidate_genome(self, cid: int) -> str | None:
         rows = self._query("SELECT genome FROM candidates WHERE id = ?", (cid,))
@@ -365,6 +340,57 @@ def _finite_tree(value: Any) -> Any:
     if isinstance(value, list):
         return [_finite_tree(v) for v in value]
     return _finite(value)
+
+
+_DETAIL_SQL = (
+    "SELECT id, parent, status, reason, request, metrics, checkpoint, setup_s, train_s, eval_s,"
+    " attempts, created_s, finished_s, objective, params, rewrites FROM candidates"
+)
+
+
+def _detail(cid: int, by_id: dict[int, tuple], children: list[int]) -> dict[str, Any]:
+    """One candidate's detail from `_DETAIL_SQL` rows of it and its ancestors."""
+    lineage: list[dict[str, Any]] = []
+    node: int | None = cid
+    seen: set[int] = set()
+    while node is not None and node in by_id and node not in seen:
+        seen.add(node)
+        row = by_id[node]
+        records = _loads(row[15], [])
+        lineage.append(
+            {
+                "id": row[0],
+                "parent": row[1],
+                "status": row[2],
+                "objective": _finite(row[13]),
+                "params": row[14],
+                "rewrites": [
+                    r.get("text") or r.get("rewrite", "?") if isinstance(r, dict) else str(r) for r in records
+                ],
+            }
+        )
+        node = row[1]
+    r = by_id[cid]
+    request = _loads(r[4], {})
+    return {
+        "id": r[0],
+        "parent": r[1],
+        "status": r[2],
+        "reason": r[3],
+        "genome": request.get("genome", ""),
+        "budget": request.get("budget"),
+        "meta": request.get("meta", {}),
+        "recipe": request.get("recipe"),
+        "rewrites": request.get("rewrites", []),
+        "metrics": _finite_tree(_loads(r[5])),
+        "checkpoint": r[6],
+        "timings": {"setup_s": r[7], "train_s": r[8], "eval_s": r[9]},
+        "attempts": r[10],
+        "created_s": r[11],
+        "finished_s": r[12],
+        "lineage": list(reversed(lineage)),
+        "children": children,
+    }
 
 
 def _config(meta: dict[str, Any]) -> dict[str, Any]:

@@ -179,3 +179,12 @@ def test_failed_candidates_carry_their_reason(tmp_path: Path) -> None:
     assert [c["id"] for c in failed] == [2, 5]
     assert all("nan" in c["reason"] for c in failed)
     assert run.page()["status"]["counts"] == {"finished": 4, "failed": 2}
+
+
+def test_all_details_at_once_equal_one_by_one(tmp_path: Path) -> None:
+    make_run(tmp_path / "run", 30, failed_every=7).close()
+    [run] = run_dirs([tmp_path / "run"])
+    details = run.details()
+    assert sorted(details) == list(range(30))
+    for cid, detail in details.items():
+        assert detail == run.candidate(cid)
