@@ -50,6 +50,31 @@ linear(2)
 """,
 }
 
+_ALL_NETS = ("branches", "cnn", "hres", "mlp", "thin")
+_IMAGE_NETS = ("branches", "cnn")
+#: rewrite -> the small nets on which it must have candidates (and on the others, none).
+#: Tests that loop over candidates take their (rewrite, net) pairs from here, so a rewrite
+#: that stops applying fails them instead of passing with nothing checked.
+APPLIES: dict[str, tuple[str, ...]] = {
+    "deepen": _ALL_NETS,
+    "widen": _ALL_NETS,
+    "skip-add": _ALL_NETS,
+    "skip-concat": _ALL_NETS,
+    "merge-convex": _IMAGE_NETS,
+    "merge-concat": ("branches", "cnn", "hres"),
+    "split": _ALL_NETS,
+    "sepconv": _IMAGE_NETS,
+    "add-neurons": _ALL_NETS,
+    "hres-grow": _ALL_NETS,
+    "remove-block": _ALL_NETS,
+    "prune-channels": _IMAGE_NETS,
+    "prune-neurons": _ALL_NETS,
+    "substitute-sepconv": _IMAGE_NETS,
+    "hres-shrink": ("thin",),
+}
+#: every (rewrite, net) pair of APPLIES
+APPLICABLE: list[tuple[str, str]] = [(name, n) for name, nets in APPLIES.items() for n in nets]
+
 
 def net(name: str) -> Graph:
     return parse(NETS[name], source_name=name)

@@ -17,7 +17,7 @@ from genomorph.ir.rewrites import (
     sample,
 )
 from genomorph.ir.weights import check_weights
-from rewrite_helpers import NETS, net, same_snapshot, snapshot, trained
+from rewrite_helpers import APPLICABLE, APPLIES, NETS, net, same_snapshot, snapshot, trained
 
 ALL = sorted(REWRITES)
 
@@ -39,14 +39,22 @@ def test_registry_names_and_exactness() -> None:
         assert rewrite.exact == (name in EXACT)
 
 
-@pytest.mark.parametrize("net_name", sorted(NETS))
 @pytest.mark.parametrize("name", ALL)
+def test_each_rewrite_applies_exactly_where_the_table_says(name: str) -> None:
+    # the table the candidate loops below are parametrised by: keep it true, both ways
+    assert APPLIES[name], f"{name} has no small net to be tested on"
+    assert {n for n in sorted(NETS) if REWRITES[name].candidates(net(n))} == set(APPLIES[name])
+
+
+@pytest.mark.parametrize(("name", "net_name"), APPLICABLE)
 def test_candidates_apply_purely_and_verify(name: str, net_name: str) -> None:
     graph = net(net_name)
     weights = trained(graph)
     before = snapshot(graph, weights)
     rng = np.random.default_rng(0)
-    for move in REWRITES[name].candidates(graph, weights):
+    moves = REWRITES[name].candidates(graph, weights)
+    assert moves, f"{name} has no candidates on {net_name}"
+    for move in moves:
         assert move.node in graph
         result = REWRITES[name].apply(graph, weights, move, rng)
         assert same_snapshot(before, snapshot(graph, weights)), f"{name} {move} changed its input"
@@ -73,35 +81,30 @@ def test_not_applicable_leaves_input_alone(name: str) -> None:
         rewrite.moves_at(graph, graph.input_node())
     with pytest.raises(NotApplicable):
         rewrite.moves_at(graph, 999)
-    sample_move = (
-        rewrite.candidates(net("cnn")) or rewrite.candidates(net("hres")) or rewrite.candidates(net("mlp"))
-    )
-    if sample_move:  # a move aimed at the input node of this graph
-        bad = type(sample_move[0])(**{**move_to_dict(sample_move[0]), "node": graph.input_node()})
-        with pytest.raises(NotApplicable):
-            rewrite.apply(graph, weights, bad, np.random.default_rng(0))
+    sample_move = rewrite.candidates(net(APPLIES[name][0]))
+    assert sample_move, f"{name} has no candidates on {APPLIES[name][0]}"
+    # a move aimed at the input node of this graph
+    bad = type(sample_move[0])(**{**move_to_dict(sample_move[0]), "node": graph.input_node()})
+    with pytest.raises(NotApplicable):
+        rewrite.apply(graph, weights, bad, np.random.default_rng(0))
     assert same_snapshot(before, snapshot(graph, weights))
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_untrained_networks_get_default_weights(name: str) -> None:
-    for net_name in sorted(NETS):
-        graph = net(net_name)
-        moves = REWRITES[name].candidates(graph)
-        if moves:
-            result = REWRITES[name].apply(graph, None, moves[-1], np.random.default_rng(1))
-            check_weights(result.graph, result.weights)  # complete: every parameterised node
-            return
-    pytest.skip(f"{name} applies to none of the small nets")
+    graph = net(APPLIES[name][-1])
+    moves = REWRITES[name].candidates(graph)
+    assert moves, f"{name} has no candidates on {APPLIES[name][-1]}"
+    result = REWRITES[name].apply(graph, None, moves[-1], np.random.default_rng(1))
+    check_weights(result.graph, result.weights)  # complete: every parameterised node
 
 
 def test_record_round_trips_through_json() -> None:
-    graph = net("cnn")
     rng = np.random.default_rng(3)
     for name in ALL:
+        graph = net(APPLIES[name][0])
         moves = REWRITES[name].candidates(graph)
-        if not moves:
-            continue
+        assert moves, f"{name} has no candidates on {APPLIES[name][0]}"
         record = REWRITES[name].apply(graph, None, moves[0], rng).record
         again = Record.model_validate_json(record.model_dump_json())
         assert again == record
@@ -133,9 +136,11 @@ def test_sample_draws_every_applicable_rewrite() -> None:
     graph = net("branches")
     rng = np.random.default_rng(0)
     applicable = {name for name in EXACT if REWRITES[name].candidates(graph)}
+    assert applicable == {name for name in EXACT if "branches" in APPLIES[name]}
     drawn = {sample(graph, rng)[0] for _ in range(100)}
     assert drawn == applicable
     by_place = [sample(graph, rng, by="place") for _ in range(50)]
+    assert len({name for name, _ in by_place}) > 1
     for name, move in by_place:
         assert move in REWRITES[name].candidates(graph)
 
