@@ -176,3 +176,36 @@ def test_kill_and_resume_loses_nothing(tmp_path: Path) -> None:
     expected = json.loads((tmp_path / "reference" / "summary.json").read_text())
     for key in ("best_candidate", "best_genome", "test_accuracy", "params"):
         assert summary[key] == expected[key]
+
+
+def test_resume_keeps_the_meta_parameters_an_iteration_started_with(tmp_path: Path) -> None:
+    """Killed mid-iteration with the meta file edited before the resume: the interrupted iteration
+    finishes with the values it read, the next one reads the edit."""
+    meta = tmp_path / "meta.toml"
+    meta.write_text("neurons_to_add = 6\n")
+    options = {**SMALL, "iterations": 2, "meta": str(meta)}
+    options.pop("neurons_to_add")
+    command = [
+        *GENOMORPH,
+        "search",
+        "--strategy",
+        "noisy",
+        "--dataset",
+        "spirals",
+        "--out",
+        str(tmp_path / "run"),
+    ]
+    for key, value in options.items():
+        command += ["--set", f"{key}={value}"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while _finished(tmp_path / "run") < 1 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert process.poll() is None, "the run ended before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    meta.write_text("neurons_to_add = 10\n")
+    done = subprocess.run([*GENOMORPH, "resume", str(tmp_path / "run")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    rows = RunStore.open(tmp_path / "run").strategy_state()["records"]
+    assert [(r["meta"]["neurons_to_add"], r["added"]) for r in rows] == [(6, 6), (10, 10)]
