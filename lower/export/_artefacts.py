@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -114,15 +115,17 @@ def _onnx_runner(module: nn.Module, x: Tensor, out: Path) -> object:
             hint="pip install 'genomorph[onnx]'",
         ) from None
     try:
-        program = torch.onnx.export(
-            module,
-            (x,),
-            dynamo=True,
-            dynamic_shapes=_batch_dim(),
-            input_names=["x"],
-            external_data=False,
-            verbose=False,
-        )
+        with warnings.catch_warnings():  # torch's own deprecation notices, not the user's concern
+            warnings.simplefilter("ignore", FutureWarning)
+            program = torch.onnx.export(
+                module,
+                (x,),
+                dynamo=True,
+                dynamic_shapes=_batch_dim(),
+                input_names=["x"],
+                external_data=False,
+                verbose=False,
+            )
     except Exception as err:
         raise ExportMismatch(f"torch.onnx.export failed: {type(err).__name__}: {err}") from None
     assert program is not None

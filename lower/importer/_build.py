@@ -52,15 +52,23 @@ def _node_name(path: str, used: set[str]) -> str | None:
     return name
 
 
-def _fail_unsupported(node: fx.Node, what: str, why: str | None = None) -> ImportFailure:
+#: what a user can do about an op the IR lacks
+_REPLACE_HINT = (
+    "replace it in the model with ops genomorph has (docs/genome.md lists them), or import the part "
+    "of the network before it; docs/export.md explains how to extend the op set"
+)
+
+
+def _fail_unsupported(
+    node: fx.Node, what: str, why: str | None = None, hint: str = _REPLACE_HINT
+) -> ImportFailure:
     where = f" at module path '{node.target}'" if node.op == "call_module" else ""
     trace_path = node.meta.get("nn_module_stack")
     if not where and trace_path:
         where = f" in module '{list(trace_path)[-1]}'"
     return ImportFailure(
         f"the IR cannot express {what}{where} (fx node '{node.name}')" + (f": {why}" if why else ""),
-        hint="replace it in the model with ops genomorph has (docs/genome.md lists them), or import "
-        "the part of the network before it; docs/export.md explains how to extend the op set",
+        hint=hint,
     )
 
 
@@ -156,8 +164,8 @@ def build_graph(traced: fx.GraphModule, model: nn.Module, input_shape: tuple[int
                 raise _fail_unsupported(
                     node,
                     what,
-                    f"the module is called {calls[node.target]} times; "
-                    "IR nodes own their weights, so shared weights cannot be expressed",
+                    f"the module is called {calls[node.target]} times, and IR nodes own their weights",
+                    hint="give each call its own module (copy.deepcopy), then the import carries copies",
                 )
             name = _node_name(str(node.target), used_names)
         nid = graph.add(op, ins_ids, name=name)
