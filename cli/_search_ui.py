@@ -104,8 +104,13 @@ class RichSearchObserver:
             regression = self.strategy is not None and self.strategy.setup.dataset.task == "regression"
             best = f"best R² {self.best:.4f}" if regression else f"best {100 * self.best:.2f} %"
         failed = f"  {self.failed} failed" if self.failed else ""
+        front = self.strategy.front() if self.strategy is not None else None
+        size = f"  front {len(front.members)}" if front is not None else ""
         self.progress.update(
-            self.search_task, completed=self.finished_count + self.failed, total=total, status=best + failed
+            self.search_task,
+            completed=self.finished_count + self.failed,
+            total=total,
+            status=best + size + failed,
         )
 
     def submitted(self, job: Any) -> None:

@@ -76,6 +76,11 @@ def _pairs(objectives: tuple[str, ...]) -> list[tuple[str, str]]:
     return [(first, other) for other in objectives[1:]]
 
 
+def _wide(values: list[float]) -> bool:
+    """Positive values spanning more than a factor of 20."""
+    return bool(values) and min(values) > 0 and max(values) / min(values) > 20
+
+
 def plot_front(figure: Any, front: Front, candidates: list[Candidate], title: str) -> None:
     """Draw the front over each pair (first objective, other objective) on ``figure``."""
     pairs = _pairs(front.objectives)
@@ -107,6 +112,13 @@ def plot_front(figure: Any, front: Front, candidates: list[Candidate], title: st
                        label=f"front ({len(points)})")  # fmt: skip
             for x, y, cid in points:
                 ax.annotate(str(cid), (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        # counts (parameters, MACs) spread over orders of magnitude: a log axis keeps small nets visible
+        xs = [p[0] for p in grey] + [p[0] for p in points]
+        ys = [p[1] for p in grey] + [p[1] for p in points]
+        if _wide(xs):
+            ax.set_xscale("log")
+        if _wide(ys):
+            ax.set_yscale("log")
         ax.set_xlabel(x_name)
         ax.set_ylabel(y_name)
         ax.grid(alpha=0.3)
