@@ -151,6 +151,13 @@ class OpBase(BaseModel):
     #: concrete op class declares its own, with every field given.
     traits: ClassVar[Traits]
 
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: object) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        # an op kind (a class with a `kind` field) must state its traits itself, not inherit them
+        if "kind" in cls.model_fields and "traits" not in vars(cls):
+            raise TypeError(f"op class {cls.__name__} must declare traits = Traits(...) (see ir/traits.py)")
+
     def channel_role(self, ins: list[Shape]) -> ChannelRole:
         """This node's relation to its input channels (``traits.channels`` unless refined)."""
         return self.traits.channels

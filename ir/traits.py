@@ -1,8 +1,9 @@
 """What rewrites and lowering need to know about an op kind, declared once on its class.
 
 Every op class in ``ir/ops.py`` sets ``traits = Traits(...)``. ``Traits`` has no defaults, so
-an op kind that forgets one fails when its class is defined, and ``tests/ir/test_traits.py``
-checks that every kind declares its own (none inherited by accident). The trait table itself
+an op kind that leaves a field out fails when its class is defined, and so does an op kind
+that declares no traits of its own (``OpBase.__pydantic_init_subclass__``: inheriting relu's
+traits would make a relu6 homogeneous, which it is not). The trait table itself
 is in the ``ir/ops.py`` module docstring. Adding an op kind means: its class (shape rules,
 tensors, traits) and its lowering (``lower/lower.py``), nothing else.
 

@@ -97,3 +97,15 @@ def test_docstring_table_matches_the_traits() -> None:
                 assert (cell == ".") == (not value), f"{row[0]}.{column}"
             else:
                 assert cell == (value or "."), f"{row[0]}.{column}"
+
+
+def test_an_op_kind_without_traits_is_refused_when_defined() -> None:
+    with pytest.raises(TypeError, match="must declare traits"):
+
+        class LeakyRelu(ops.OpBase):  # no traits at all
+            kind: typing.Literal["leaky_relu"] = "leaky_relu"
+
+    with pytest.raises(TypeError, match="must declare traits"):
+
+        class Relu6(Relu):  # inheriting relu's traits would make it homogeneous, which it is not
+            kind: typing.Literal["relu6"] = "relu6"
