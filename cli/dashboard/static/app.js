@@ -125,8 +125,15 @@
   }
   const taskOf = (run) => (run.page && run.page.config ? run.page.config.task : "classification");
   const color = (i) => COLORS[i % COLORS.length];
-  // WebGL only where SVG would crawl: many browsers (headless, remote desktops) have none
-  const scatterType = (n) => (n > 3000 ? "scattergl" : "scatter");
+  // WebGL only where SVG would crawl, and where there is WebGL (headless or remote browsers may lack it)
+  const HAS_WEBGL = (() => {
+    try {
+      return Boolean(document.createElement("canvas").getContext("webgl"));
+    } catch (err) {
+      return false;
+    }
+  })();
+  const scatterType = (n) => (n > 3000 && HAS_WEBGL ? "scattergl" : "scatter");
 
   function setMessages() {
     const box = document.getElementById("messages");
@@ -401,7 +408,8 @@
         box.append(div);
         const layout = Object.assign({ margin: { t: 40 } }, panel.figure.layout);
         if (layout.title && layout.title.text) layout.title = title(layout.title.text);
-        Plotly.react(plot, panel.figure.data, layout, PLOT_CONFIG);
+        const data = HAS_WEBGL ? panel.figure.data : panel.figure.data.map((t) => (t.type === "scattergl" ? Object.assign({}, t, { type: "scatter" }) : t));
+        Plotly.react(plot, data, layout, PLOT_CONFIG);
         plot.on("plotly_click", (e) => {
           const p = e.points && e.points[0];
           if (p && typeof p.customdata === "number") selectCandidate(state.selectedRun, p.customdata);
