@@ -243,3 +243,39 @@ def test_canonical_ids_carry_a_repair_list_to_the_reparsed_genome() -> None:
         assert sorted(reparsed.op(n).model_dump_json() for n in ids) == old_ops
         moved |= tuple(sorted(result.repair)) != ids
     assert moved, "no repair list needed re-keying: the test would not catch a dropped id map"
+
+
+class _Stop(BaseException):
+    """Stands in for a kill: nothing after it runs (KeyboardInterrupt-like, not an Exception)."""
+
+
+def test_a_repaired_candidate_interrupted_in_training_resumes_with_its_repair_distances(
+    spec: WorkerSpec,
+) -> None:
+    run = Path(spec.run_dir)
+    teacher = evaluate_job(spec, _job(0, EvalRequest(genome=SMALL, budget=Budget(epochs=1))))
+    graph = parse(SMALL)
+    weights, arch, _ = load_checkpoint(run / teacher.checkpoint)
+    conv = [n for n in graph.order() if graph.kind(n) == "conv"][0]
+    weights[conv] = {k: np.zeros_like(v) for k, v in weights[conv].items()}
+    save_checkpoint(run / "checkpoints/damaged.pt", weights, arch, genome=SMALL)
+    repair = RepairRequest(
+        nodes=(conv,), teacher_genome=SMALL, teacher_checkpoint=teacher.checkpoint, epochs=2
+    )
+    request = EvalRequest(
+        genome=SMALL, budget=Budget(epochs=3), init_checkpoint="checkpoints/damaged.pt", repair=repair
+    )
+    whole = evaluate_job(spec, _job(1, request))
+
+    def stop_after_two(epoch: int, epochs: int, record: dict[str, float]) -> None:
+        if epoch == 2:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        evaluate_job(spec, _job(2, request), stop_after_two)
+    assert (run / "checkpoints/c00002.epoch.pt").is_file()
+    resumed = evaluate_job(spec, _job(2, request))
+    assert whole.ok and resumed.ok, (whole.reason, resumed.reason)
+    assert resumed.metrics == whole.metrics  # history, losses, accuracies and repair distances
+    assert "repair_distance_after" in resumed.metrics.extra
+    assert not (run / "checkpoints/c00002.epoch.pt").exists()
