@@ -1,9 +1,10 @@
 """Rewrites that carry weights: network morphisms, approximate morphisms, pruning, H-ResNet growth.
 
-One module per rewrite (``deepen``, ``widen``, ...), each with a frozen ``Move``,
-``candidates(graph)`` and a pure ``apply(graph, weights, move, rng) -> RewriteResult``. The
-registry ``REWRITES`` maps the CLI names (``skip-add``, ``prune-channels``, ...) to them.
-See docs/rewrites.md.
+One module per rewrite (``deepen``, ``widen``, ...), each with a frozen ``Move``, its places
+and its edit, registered as one ``Rewrite`` (``module.REWRITE``) that gives
+``candidates(graph)``, ``moves_at(graph, node)`` and a pure
+``apply(graph, weights, move, rng) -> RewriteResult``. The registry ``REWRITES`` maps the CLI
+names (``skip-add``, ``prune-channels``, ...) to them. See docs/rewrites.md.
 """
 
 from ._base import Outcome, Record, Rewrite, RewriteResult, Work, move_from_dict, move_to_dict, op_text
