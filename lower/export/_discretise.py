@@ -29,6 +29,8 @@ def _strongest(graph: Graph, nid: NodeId, op: Mixed, arch: ArchWeights) -> NodeI
 def discretise(graph: Graph, weights: Weights | None, arch: ArchWeights) -> tuple[Graph, Weights | None]:
     """The discretised graph (ids renumbered in order) and its weights."""
     out = graph.copy()
+    # the outputs, read before the edit: removed candidates leave sinks that are not outputs
+    sinks = [graph.output_node(), *graph.aux_outputs()]
     mixed = [nid for nid in out.order() if isinstance(out.op(nid), Mixed)]
     if not mixed:
         raise ConfigError("--discretise applies to supernets (genomes with mixed ops) only")
@@ -43,7 +45,8 @@ def discretise(graph: Graph, weights: Weights | None, arch: ArchWeights) -> tupl
         chosen = _strongest(out, nid, op, arch)
         out.replace_uses(nid, chosen)
         out.remove(nid)
-    live = _live(out)
+        sinks = [chosen if s == nid else s for s in sinks]
+    live = _live(out, sinks)
     for nid in sorted(set(out) - live, reverse=True):
         out.remove(nid)
     relabeled, mapping = out.relabeled()
@@ -51,8 +54,7 @@ def discretise(graph: Graph, weights: Weights | None, arch: ArchWeights) -> tupl
     return relabeled, kept
 
 
-def _live(graph: Graph) -> set[NodeId]:
-    sinks = [graph.output_node(), *graph.aux_outputs()]
+def _live(graph: Graph, sinks: list[NodeId]) -> set[NodeId]:
     live = set(sinks)
     stack = list(sinks)
     while stack:
