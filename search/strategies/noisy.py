@@ -197,6 +197,8 @@ class NoisyState(StrategyState):
     records: list[Iteration] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     """Broken meta-parameter edits, as warned."""
+    meta_changes: list[dict[str, JSON]] = Field(default_factory=list)
+    """Every change read from the meta-parameter file: iteration and field -> [old, new]."""
     failures: int = 0
     total_epochs: int = 0
     final_id: int | None = None
@@ -240,6 +242,9 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
         self.state.meta_text = text
         changed = self.state.meta.changes(meta)
         if changed:
+            self.state.meta_changes.append(
+                {"iteration": self.state.iteration, "changes": {k: [a, b] for k, (a, b) in changed.items()}}
+            )
             log.info(
                 "iteration %d: meta-parameters changed: %s",
                 self.state.iteration,
@@ -524,6 +529,7 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
             "train_r2": best.train_r2 if best else None,
             "best_iteration": best.iteration if best else None,
             "iterations": rows,
+            "meta_changes": list(self.state.meta_changes),
             "meta_warnings": list(self.state.warnings),
         }
         return out

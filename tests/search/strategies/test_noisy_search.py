@@ -116,9 +116,12 @@ def test_capacity_on_command_from_the_meta_file(tmp_path: Path) -> None:
     assert params[5] < params[2], params  # shrinking after the ratio went below 1
     assert all(r["removed"] > r["added"] for r in rows[3:]), rows
     assert all(r["val_accuracy"] is not None and r["train_accuracy"] is not None for r in rows)
-    assert any("meta.toml:1:" in w and "keeping the last good" in w for w in state["warnings"]), state[
-        "warnings"
-    ]
+    warnings = state["warnings"]
+    assert any("meta.toml:1:" in w and "keeping the last good" in w for w in warnings), warnings
+    changes = {c["iteration"]: c["changes"] for c in state["meta_changes"]}
+    assert changes[1] == {"neurons_to_add": [4, 32], "add_to_remove_ratio": [2.0, 4.0]}
+    assert changes[3] == {"neurons_to_add": [32, 8], "add_to_remove_ratio": [4.0, 0.2]}
+    assert set(changes) == {0, 1, 3}  # 0: the file's first values over the defaults
 
 
 GENOMORPH = [sys.executable, "-m", "genomorph.cli.main"]
