@@ -60,8 +60,9 @@ def run_training(config: RunConfig, run_dir: str | Path, observer: SearchObserve
     finally:
         store.close()
     if not _same_training(stored, config):
+        what = "a different training" if stored.strategy == "train" else f"a '{stored.strategy}' search"
         raise ConfigError(
-            f"{root} holds another run ({stored.strategy}, not this training)",
+            f"{root} holds {what}, not this one (genome, data, trainer flags, epochs or seed differ)",
             hint="give the same genome, data and trainer flags to continue it, or choose another --out",
         )
     return resume_search(root, observer)
