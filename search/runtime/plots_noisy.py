@@ -89,6 +89,12 @@ def plot_accuracy_vs_params(rows: list[dict[str, Any]], classification: bool, ti
     for r, x, y in zip(rows, params, val, strict=True):
         if y is not None:
             ax.annotate(str(r["iteration"]), (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    scored = [r for r, y in zip(rows, val, strict=True) if y is not None]
+    if scored:  # the answer: best validation score, then training fit, fewer parameters (as the strategy)
+        best = max(scored, key=lambda r: (r["objective"], _score(r, classification)[0] or 0.0, -r["params"]))
+        ax.scatter([best["params"]], [_score(best, classification)[1]], marker="*", s=220, color="tab:red",
+                   zorder=5, label=f"answer (iteration {best['iteration']})")  # fmt: skip
+        ax.legend(loc="lower right")
     ax.set_xlabel("parameters")
     ax.set_ylabel("validation accuracy" if classification else "validation R²")
     ax.set_title(title)
