@@ -237,8 +237,8 @@ class ParetoNash(Strategy[ParetoNashConfig, ParetoNashState]):
         return Point(id=result.id, genome=result.request.genome, checkpoint=result.checkpoint,
                      values=tuple(values), latency_ms=latency, macs=m.macs)  # fmt: skip
 
-    def _density(self, query: list[list[float]]) -> np.ndarray | None:
-        """Densities of the front's KDE at ``query``; ``None`` for uniform sampling."""
+    def _sampling_weights(self, query: list[list[float]]) -> np.ndarray | None:
+        """Probabilities ∝ 1 / p_KDE at ``query`` (KDE of the front's cheap objectives); ``None``: uniform."""
         if self.config.sampling == "uniform":
             return None
         data = [list(p.values[1:]) for p in self.state.front]
@@ -300,7 +300,7 @@ class ParetoNash(Strategy[ParetoNashConfig, ParetoNashState]):
         g = state.generation
         front = list(state.front)
         rng = np.random.default_rng([self.setup.seed, 1_000_003, g])  # parents and acceptance (salted)
-        parent_weights = self._density([list(p.values[1:]) for p in front])
+        parent_weights = self._sampling_weights([list(p.values[1:]) for p in front])
         parents = sample_indices(rng, parent_weights, len(front), self.proposals, replace=True)
         made: list[tuple[int, Point, Proposal]] = []
         cheap: list[list[float]] = []
@@ -315,7 +315,7 @@ class ParetoNash(Strategy[ParetoNashConfig, ParetoNashState]):
             # a child's latency before it is built: its parent's, scaled by the MACs
             latency = parent.latency_ms * (macs + 1) / (parent.macs + 1) if parent.latency_ms else None
             cheap.append(self._cheap(params, macs, latency))
-        child_weights = self._density(cheap) if made else None
+        child_weights = self._sampling_weights(cheap) if made else None
         accepted = sorted(sample_indices(rng, child_weights, len(made), self.accepted, replace=False))
         state.pending = [Pending(generation=g, index=made[a][0], parent=made[a][1]) for a in accepted]
         self._made = {(g, made[a][0]): made[a][2] for a in accepted}

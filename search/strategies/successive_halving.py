@@ -50,7 +50,7 @@ SIX_OPERATORS = (*FIVE_OPERATORS, "sepconv")
 
 #: defaults on the reference data (digits), scaled to the data given by `scale.DataScale`; the
 #: paper's CIFAR-10 values are 8 children, 5 mutations, b = 160 epochs per step, final 200 epochs
-REFERENCE = {"steps": 3, "children": 8, "ops": 5, "step_epochs": 16, "start_epochs": 6, "final_epochs": 4}
+REFERENCE = {"steps": 2, "children": 8, "ops": 5, "step_epochs": 16, "start_epochs": 6, "final_epochs": 4}
 
 
 @dataclass(frozen=True)
