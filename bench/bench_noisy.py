@@ -43,7 +43,10 @@ def _timed(spent: dict[str, float], phase: str, function: Callable[..., Any]) ->
     return run
 
 
-def measure(dataset: str, iterations: int | None) -> dict[str, Any]:
+def measure(dataset: str, iterations: int | None, what_if: bool = False) -> dict[str, Any]:
+    """One run's split; ``what_if`` measures the same run with validation only after the last
+    epoch (``TrainConfig.eval_every = 0``) and no per-epoch checkpoints, the engine's per-epoch
+    costs a short epoch pays most for (the flattening test reads training losses only)."""
     import genomorph.search.runtime.evaluate as evaluate
     from genomorph.search.core.config import DataConfig, TrainConfig
     from genomorph.search.core.driver import RunConfig
@@ -58,6 +61,11 @@ def measure(dataset: str, iterations: int | None) -> dict[str, Any]:
     Noisy._shrink = _timed(spent, "shrink", originals["_shrink"])  # type: ignore[method-assign]
     Noisy._save = _timed(spent, "rewrite", originals["_save"])  # type: ignore[method-assign]
     evaluate.collect_importance = _timed(spent, "statistics", collect)  # type: ignore[assignment]
+    from genomorph.search.runtime.checkpoint import EpochCheckpoint
+
+    save = EpochCheckpoint.save
+    if what_if:
+        EpochCheckpoint.save = lambda self, state: None  # type: ignore[method-assign,assignment]
     try:
         data = DataConfig(name=dataset)  # type: ignore[arg-type]
         options = {"iterations": iterations} if iterations else {}
@@ -78,12 +86,13 @@ def measure(dataset: str, iterations: int | None) -> dict[str, Any]:
         for name, function in originals.items():
             setattr(Noisy, name, function)
         evaluate.collect_importance = collect
+        EpochCheckpoint.save = save  # type: ignore[method-assign]
     spent["training"] = sum(c.train_s or 0.0 for c in candidates)
     spent["other"] = wall - sum(spent[p] for p in PHASES if p != "other")
     n = max(len(rows), 1)
     best = max(rows, key=lambda r: (r["objective"], r["train_accuracy"] or 0.0)) if rows else {}
     return {
-        "dataset": dataset,
+        "dataset": dataset + (" (what-if: no per-epoch validation or checkpoints)" if what_if else ""),
         "iterations": len(rows),
         "wall_s": round(wall, 3),
         "per_iteration_s": {p: round(spent[p] / n, 4) for p in PHASES},
@@ -98,6 +107,9 @@ def main() -> None:
     parser.add_argument("--dataset", action="append", choices=["spirals", "regression2d", "digits"])
     parser.add_argument("--iterations", type=int, help="iterations per run (default: the dataset's)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--what-if", action="store_true", help="also run without per-epoch validation and epoch checkpoints"
+    )
     args = parser.parse_args()
     import torch
 
@@ -105,7 +117,11 @@ def main() -> None:
     # a one-iteration warm-up run: imports (scipy, matplotlib-free), dataset caches and first-call
     # costs belong to the process, not to an iteration
     measure("spirals", 1)
-    results = [measure(d, args.iterations) for d in (args.dataset or ["spirals", "digits"])]
+    results = []
+    for name in args.dataset or ["spirals", "digits"]:
+        results.append(measure(name, args.iterations))
+        if args.what_if:
+            results.append(measure(name, args.iterations, what_if=True))
     if args.json:
         json.dump(results, sys.stdout, indent=2)
         print()
