@@ -87,11 +87,7 @@ def epoch_checkpoint_path(job: Job) -> str:
 
 
 def _repair(
-    ctx: TrainContext,
-    graph_nodes: tuple[int, ...],
-    repair: RepairRequest,
-    run_dir: Path,
-    epochs: EpochCheckpoint,
+    ctx: TrainContext, repair: RepairRequest, run_dir: Path, epochs: EpochCheckpoint
 ) -> dict[str, float]:
     """The repair phase (paper 002 §3.2) in place on ``ctx.module``; returns the distances."""
     teacher_weights, teacher_arch, _ = load_checkpoint(run_dir / repair.teacher_checkpoint)
@@ -105,7 +101,7 @@ def _repair(
     ctx.module.eval()
     step = RepairStep(
         ctx.module,
-        graph_nodes,
+        repair.nodes,
         x,
         targets,
         config,
@@ -177,7 +173,7 @@ def evaluate_job(spec: WorkerSpec, job: Job, on_epoch: EpochCallback | None = No
         extra: dict[str, Any] = {}
         setup_s = clock.lap()
         if request.repair is not None and (saved is None or saved.get("phase") == "repair"):
-            extra.update(_repair(ctx, request.repair.nodes, request.repair, run_dir, epochs))
+            extra.update(_repair(ctx, request.repair, run_dir, epochs))
         steps = recipe.steps(ctx)
         report = run_epochs(ctx, steps, stop=budget.stop, checkpoints=epochs, carry=extra, on_epoch=on_epoch)
         extra = dict(report.carry)  # on resume: what the repair phase measured before the kill
