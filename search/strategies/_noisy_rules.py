@@ -240,6 +240,22 @@ def nest_layers(
     return graph, weights, records
 
 
+def open_residual(
+    graph: Graph, weights: Weights | None, rng: np.random.Generator
+) -> tuple[Graph, Weights | None, list[Any]]:
+    """Give a network without hidden layers its first H-ResNet layer: ``hres-grow`` on the last
+    linear connection, with two hidden units (the fewest a prunable layer has; growth adds the
+    rest); exact."""
+    linears = [n for n in graph.order() if graph.kind(n) == "linear"]
+    for nid in reversed(linears):
+        try:
+            result = hres_grow.apply(graph, weights, hres_grow.Move(nid, 2), rng)
+        except NotApplicable:
+            continue
+        return result.graph, result.weights, [result.record]
+    return graph, weights, []
+
+
 def record_json(record: Any) -> Any:
     if isinstance(record, dict):
         return record
@@ -266,6 +282,7 @@ __all__ = [
     "moving_average",
     "nest_layers",
     "place_growth",
+    "open_residual",
     "outgoing_columns",
     "plan_shrink",
     "prune",

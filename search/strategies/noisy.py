@@ -266,13 +266,18 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
         meta = self.state.meta
         graph = _parse(self.state.genome)
         weights = self._load(ctx, self.state.checkpoint)
+        records: list[Any] = []
+        if not rules.groups(graph) and total_of(meta, graph) > 0:
+            # a network without hidden layers (paper 000 may start from one linear layer): its
+            # linear connection first becomes an H-ResNet layer whose hidden units then grow
+            graph, weights, records = rules.open_residual(graph, weights, self.state.rng)
         found = list(rules.groups(graph))
         averages = {g: rules.moving_average(self.state.deltas, g, meta.average_window) for g in found}
-        total = meta.neurons_to_add
-        if meta.max_params is not None and graph.stats().params >= meta.max_params:
-            total = 0
-        counts = rules.place_growth(total, found, averages, meta.guided_fraction, self.state.rng)
-        graph, weights, records = rules.grow(graph, weights, counts, self.state.rng)
+        counts = rules.place_growth(
+            total_of(meta, graph), found, averages, meta.guided_fraction, self.state.rng
+        )
+        graph, weights, grown = rules.grow(graph, weights, counts, self.state.rng)
+        records += grown
         text, weights, mapping = _canonical(graph, weights)
         self.state.pending = {
             "added": {str(mapping[g]): c for g, c in counts.items()},
@@ -548,6 +553,13 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
 
 
 # ---------------------------------------------------------------------------------- helpers
+def total_of(meta: NoisyMeta, graph: Graph) -> int:
+    """P for this growth phase: ``neurons_to_add``, or 0 once the network reached ``max_params``."""
+    if meta.max_params is not None and graph.stats().params >= meta.max_params:
+        return 0
+    return meta.neurons_to_add
+
+
 @functools.lru_cache(maxsize=8)
 def _parse(text: str) -> Graph:
     """The graph of a genome the strategy made (cached: a genome is read in several phases;

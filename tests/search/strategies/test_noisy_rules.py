@@ -177,3 +177,14 @@ def test_readable_genome_parses_back_with_its_weights() -> None:
         )
     skip = parse("input 4\nx = linear(4)\nadd(x, linear(4) relu)\n")  # a plain residual sum is no H-ResNet
     assert readable_with_weights(skip, None) is None
+
+
+def test_a_linear_network_opens_its_first_residual_layer(x: torch.Tensor) -> None:
+    graph = parse("input 2\nlinear(2)\n")
+    weights = fill_missing(graph, None, np.random.default_rng(0))
+    assert rules.groups(graph) == {}
+    opened, opened_weights, records = rules.open_residual(graph, weights, np.random.default_rng(1))
+    assert len(records) == 1 and list(rules.units(opened).values()) == [2]
+    torch.testing.assert_close(
+        _outputs(opened, opened_weights, x), _outputs(graph, weights, x), atol=1e-6, rtol=0
+    )
