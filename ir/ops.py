@@ -99,7 +99,16 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
-from .traits import DEPTHWISE_LAYOUT, LAYER_LAYOUT, NO_TENSORS, ChannelRole, Layout, Traits, layout
+from .traits import (
+    DEPTHWISE_LAYOUT,
+    LAYER_LAYOUT,
+    NO_TENSORS,
+    ChannelRole,
+    Layout,
+    Traits,
+    activation_traits,
+    layout,
+)
 
 Shape = tuple[int, ...]
 
@@ -440,49 +449,37 @@ class BatchNorm(OpBase):
 
 class Relu(OpBase):
     kind: Literal["relu"] = "relu"
-    traits: ClassVar[Traits] = Traits(
-        channels="pass", width_field=None, layout=NO_TENSORS, activation=True, pointwise=True,
-        sign="nonnegative", ends_block=True, ends_vector_block=True, starts_block=False,
-        joins_branches=False, mergeable=True, homogeneous=True, output_scale=(), overwritable=False,
-        inplace=True,
-    )  # fmt: skip
+    traits: ClassVar[Traits] = activation_traits(
+        sign="nonnegative", homogeneous=True, mergeable=True, inplace=True
+    )
 
 
 class Sigmoid(OpBase):
     kind: Literal["sigmoid"] = "sigmoid"
-    traits: ClassVar[Traits] = Traits(
-        channels="pass", width_field=None, layout=NO_TENSORS, activation=True, pointwise=True,
-        sign="nonnegative", ends_block=True, ends_vector_block=True, starts_block=False,
-        joins_branches=False, mergeable=False, homogeneous=False, output_scale=(), overwritable=False,
-        inplace=False,
-    )  # fmt: skip
+    traits: ClassVar[Traits] = activation_traits(
+        sign="nonnegative", homogeneous=False, mergeable=False, inplace=False
+    )
 
 
 class Tanh(OpBase):
     kind: Literal["tanh"] = "tanh"
-    traits: ClassVar[Traits] = Traits(
-        channels="pass", width_field=None, layout=NO_TENSORS, activation=True, pointwise=True, sign="any",
-        ends_block=True, ends_vector_block=True, starts_block=False, joins_branches=False, mergeable=False,
-        homogeneous=False, output_scale=(), overwritable=False, inplace=False,
-    )  # fmt: skip
+    traits: ClassVar[Traits] = activation_traits(
+        sign="any", homogeneous=False, mergeable=False, inplace=False
+    )
 
 
 class Swish(OpBase):
     kind: Literal["swish"] = "swish"
-    traits: ClassVar[Traits] = Traits(
-        channels="pass", width_field=None, layout=NO_TENSORS, activation=True, pointwise=True, sign="any",
-        ends_block=True, ends_vector_block=True, starts_block=False, joins_branches=False, mergeable=False,
-        homogeneous=False, output_scale=(), overwritable=False, inplace=False,
-    )  # fmt: skip
+    traits: ClassVar[Traits] = activation_traits(
+        sign="any", homogeneous=False, mergeable=False, inplace=False
+    )
 
 
 class Gelu(OpBase):
     kind: Literal["gelu"] = "gelu"
-    traits: ClassVar[Traits] = Traits(
-        channels="pass", width_field=None, layout=NO_TENSORS, activation=True, pointwise=True, sign="any",
-        ends_block=True, ends_vector_block=True, starts_block=False, joins_branches=False, mergeable=False,
-        homogeneous=False, output_scale=(), overwritable=False, inplace=False,
-    )  # fmt: skip
+    traits: ClassVar[Traits] = activation_traits(
+        sign="any", homogeneous=False, mergeable=False, inplace=False
+    )
 
 
 class Identity(OpBase):
@@ -838,40 +835,28 @@ class Aux(OpBase):
 
 class Relu6(OpBase):
     kind: Literal["relu6"] = "relu6"
-    traits: ClassVar[Traits] = Traits(
-        channels="pass", width_field=None, layout=NO_TENSORS, activation=True, pointwise=True,
-        sign="nonnegative", ends_block=True, ends_vector_block=True, starts_block=False,
-        joins_branches=False, mergeable=False, homogeneous=False, output_scale=(), overwritable=False,
-        inplace=False,
-    )  # fmt: skip
+    traits: ClassVar[Traits] = activation_traits(
+        sign="nonnegative", homogeneous=False, mergeable=False, inplace=False
+    )
 
 
 class Hardswish(OpBase):
     kind: Literal["hardswish"] = "hardswish"
-    traits: ClassVar[Traits] = Traits(
-        channels="pass", width_field=None, layout=NO_TENSORS, activation=True, pointwise=True, sign="any",
-        ends_block=True, ends_vector_block=True, starts_block=False, joins_branches=False, mergeable=False,
-        homogeneous=False, output_scale=(), overwritable=False, inplace=False,
-    )  # fmt: skip
+    traits: ClassVar[Traits] = activation_traits(
+        sign="any", homogeneous=False, mergeable=False, inplace=False
+    )
 
 
 class Hardsigmoid(OpBase):
     kind: Literal["hardsigmoid"] = "hardsigmoid"
-    traits: ClassVar[Traits] = Traits(
-        channels="pass", width_field=None, layout=NO_TENSORS, activation=True, pointwise=True,
-        sign="nonnegative", ends_block=True, ends_vector_block=True, starts_block=False,
-        joins_branches=False, mergeable=False, homogeneous=False, output_scale=(), overwritable=False,
-        inplace=False,
-    )  # fmt: skip
+    traits: ClassVar[Traits] = activation_traits(
+        sign="nonnegative", homogeneous=False, mergeable=False, inplace=False
+    )
 
 
 class LeakyRelu(OpBase):
     kind: Literal["leaky_relu"] = "leaky_relu"
-    traits: ClassVar[Traits] = Traits(
-        channels="pass", width_field=None, layout=NO_TENSORS, activation=True, pointwise=True, sign="any",
-        ends_block=True, ends_vector_block=True, starts_block=False, joins_branches=False, mergeable=False,
-        homogeneous=True, output_scale=(), overwritable=False, inplace=False,
-    )  # fmt: skip
+    traits: ClassVar[Traits] = activation_traits(sign="any", homogeneous=True, mergeable=False, inplace=False)
     #: slope for negative inputs (torch's ``negative_slope``)
     slope: float = 0.01
     positional: ClassVar[tuple[str, ...]] = ("slope",)

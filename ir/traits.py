@@ -3,7 +3,9 @@
 Every op class in ``ir/ops.py`` sets ``traits = Traits(...)``. ``Traits`` has no defaults, so
 an op kind that leaves a field out fails when its class is defined, and so does an op kind
 that declares no traits of its own (``OpBase.__pydantic_init_subclass__``: inheriting relu's
-traits would make a relu6 homogeneous, which it is not). The trait table itself
+traits would make a relu6 homogeneous, which it is not). Activations, which share all but
+four facts, are declared with ``activation_traits(sign=..., homogeneous=..., mergeable=...,
+inplace=...)``: those four stay explicit per kind. The trait table itself
 is in the ``ir/ops.py`` module docstring. Adding an op kind means: its class (shape rules,
 tensors, traits) and its lowering (``lower/lower.py``), nothing else.
 
@@ -116,6 +118,20 @@ class Traits:
     inplace: bool
     """Lowering: the op may write its result into its first input (relu, add) when that input
     is overwritable and read by nothing else."""
+
+
+def activation_traits(*, sign: Sign, homogeneous: bool, mergeable: bool, inplace: bool) -> Traits:
+    """The traits of an elementwise activation: what all share is filled in, what differs is given.
+
+    An activation passes channels through, has no tensors, is pointwise and ends a block on
+    images and vectors; it starts no block, joins no branches, scales nothing and its output
+    may not be overwritten (autograd reads it back, or it is a cheap recompute not worth it).
+    """
+    return Traits(
+        channels="pass", width_field=None, layout=NO_TENSORS, activation=True, pointwise=True, sign=sign,
+        ends_block=True, ends_vector_block=True, starts_block=False, joins_branches=False,
+        mergeable=mergeable, homogeneous=homogeneous, output_scale=(), overwritable=False, inplace=inplace,
+    )  # fmt: skip
 
 
 #: trait names, in declaration order (for tests and the docs table)
