@@ -122,6 +122,8 @@ def _finished_in_store(run_dir: Path) -> int:
 
 
 def test_live_page_shows_new_candidates_without_reload(browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
     run_dir = tmp_path / "run"
     search = subprocess.Popen(
         [sys.executable, "-m", "genomorph.cli", *SEARCH, "--out", str(run_dir)],
@@ -152,6 +154,12 @@ def test_live_page_shows_new_candidates_without_reload(browser: Any, tmp_path: P
             search.send_signal(signal.SIGCONT)
             paused = False
             _wait(browser, lambda d: _finished_rows(d) > before, "no new candidate appeared", timeout=300)
+            # the open candidate's detail follows too: the start network now has children
+            _wait(
+                browser,
+                lambda d: "#1" in d.find_element(By.ID, "detail-metrics").text,
+                "detail not refreshed",
+            )
             assert browser.execute_script("return window.__sameDocument === true"), "the page was reloaded"
             assert browser.execute_script("return Number(document.body.dataset.polls)") > 1
             shot = tmp_path / "dashboard-live.png"

@@ -358,6 +358,19 @@
     }
   }
 
+  // the open candidate may have changed (finished, new children): redraw its text, keep its graph
+  async function refreshDetail() {
+    const run = state.runs[state.selectedRun];
+    const cid = state.selected;
+    if (!run || cid === null || document.getElementById("detail").hidden) return;
+    try {
+      const detail = await source.candidate(run.info.index, cid);
+      if (state.selected === cid) renderDetail(run, detail);
+    } catch (err) {
+      /* the next poll tries again */
+    }
+  }
+
   function renderDetail(run, d) {
     const task = taskOf(run);
     document.getElementById("detail-title").textContent = `Candidate #${d.id} of ${run.info.name}: ${d.status}`;
@@ -475,6 +488,7 @@
       renderMainPlots();
       renderTable();
       renderPanels();
+      if (state.polls > 1 && results[state.selectedRun]) refreshDetail();
     }
     document.getElementById("updated").textContent = source.live ? `updated ${new Date().toLocaleTimeString()}` : "";
   }
