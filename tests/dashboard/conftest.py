@@ -30,3 +30,13 @@ def digits_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     done = genomorph(*SEARCH, "--out", str(out))
     assert done.returncode == 0, done.stderr[-2000:]
     return out
+
+
+@pytest.fixture(scope="session")
+def digits_report(digits_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``genomorph report RUN --html`` of `digits_run`, made once per session."""
+    out = tmp_path_factory.mktemp("dashboard-report") / "report.html"
+    done = genomorph("report", str(digits_run), "--html", str(out), timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"wrote {out}" in done.stderr
+    return out
