@@ -7,6 +7,20 @@ from pathlib import Path
 
 import click
 from genomorph.ir import ConfigError
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DashboardConfig(BaseModel):
+    """The command's flags, collapsed into one frozen value."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    runs: tuple[Path, ...] = Field(min_length=1)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535)
+    """0: a free port chosen by the OS."""
+    poll_s: float = Field(default=2.0, ge=0.2)
+    """Seconds between the page's updates."""
 
 
 @click.command(
@@ -40,7 +54,9 @@ def dashboard(run_dirs: tuple[Path, ...], port: int, host: str, poll: float) -> 
     from .rundata import run_dirs as resolve
     from .server import bind, create_app, hosts_for, serve, warm
 
-    runs = resolve(list(run_dirs))
+    config = DashboardConfig(runs=run_dirs, host=host, port=port, poll_s=poll)
+    runs = resolve(list(config.runs))
+    host, port = config.host, config.port
     try:
         sock = bind(host, port)
     except OSError as err:
@@ -50,7 +66,7 @@ def dashboard(run_dirs: tuple[Path, ...], port: int, host: str, poll: float) -> 
         raise ConfigError(f"cannot listen on {host}:{port}: {err.strerror or err}", hint=hint) from None
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    app = create_app(runs, poll_s=poll, allowed_hosts=hosts_for(host))
+    app = create_app(runs, poll_s=config.poll_s, allowed_hosts=hosts_for(host))
     warm(runs)
     for run in runs:
         click.echo(f"serving {run.root}", err=True)
@@ -63,4 +79,4 @@ def dashboard(run_dirs: tuple[Path, ...], port: int, host: str, poll: float) -> 
         sock.close()
 
 
-__all__ = ["dashboard"]
+__all__ = ["DashboardConfig", "dashboard"]
