@@ -71,6 +71,7 @@ def test_halving_runs_one_schedule_per_step_or_restarts_per_rung(tmp_path: Path,
     assert summary["best_candidate"] == rows[-1]["id"]
 
 
+@pytest.mark.slow  # shr's code path is tested above; this adds the sixth operator through a real run
 def test_shrsep_grows_children_with_separable_convs(tmp_path: Path) -> None:
     start = tmp_path / "small.genome"
     start.write_text(SMALL)
