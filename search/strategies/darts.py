@@ -40,7 +40,7 @@ from ._darts_space import argmax_genome, is_darts_supernet, op_counts, share_pur
 #: 32x32 and up (paper 003 §4.8). Small-data values are chosen so a search on digits finishes in
 #: minutes on 2 CPU cores (docs/strategies.md has the measurements).
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "small": {"channels": 8, "cells": 5, "epochs": 10, "eval_channels": 16, "eval_cells": 6,
+    "small": {"channels": 8, "cells": 5, "epochs": 10, "eval_channels": 16, "eval_cells": 8,
               "auxiliary": False, "final_epochs": 10, "arch_lr_scale": 10.0},
     "cifar": {"channels": 16, "cells": 8, "epochs": 50, "eval_channels": 36, "eval_cells": 20,
               "auxiliary": True, "final_epochs": 600, "arch_lr_scale": 1.0},
