@@ -7,12 +7,17 @@ as data); everything in ``torch.nn`` is a leaf already.
 
 from __future__ import annotations
 
+import itertools
+import logging
 from collections.abc import Callable
 
 import torch
 from genomorph.ir.errors import GenomorphError
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
+from torch.nn.utils.stateless import _reparametrize_module
+
+log = logging.getLogger(__name__)
 
 
 class ImportFailure(GenomorphError):
@@ -45,6 +50,29 @@ class _Tracer(fx.Tracer):
         return isinstance(m, self.leaves) or super().is_leaf_module(m, module_qualified_name)
 
 
+def _propagate_shapes(traced: fx.GraphModule, example: torch.Tensor) -> None:
+    """Record every node's output shape in its ``meta``, on the meta device where it works.
+
+    A real forward at 224x224 costs seconds on a CPU; the meta device computes shapes only.
+    Code that reads tensor values (``.item()``, data-dependent shapes) cannot run there, and
+    then the shapes come from a real forward.
+    """
+    with torch.no_grad():
+        try:
+            # the traced module shares its submodules with ``model``: swap their tensors for meta
+            # ones for the duration (what torch.func.functional_call does), copying nothing
+            state = {
+                name: torch.empty_like(t, device="meta")
+                for name, t in itertools.chain(traced.named_parameters(), traced.named_buffers())
+            }
+            with _reparametrize_module(traced, state):
+                ShapeProp(traced).propagate(example.to("meta"))
+            return
+        except Exception as err:  # a meta kernel missing, or a value read: compute for real
+            log.debug("shape propagation on the meta device failed (%s); running the model", err)
+        ShapeProp(traced).propagate(example)
+
+
 def trace(model: nn.Module, example: torch.Tensor) -> fx.GraphModule:
     """``model`` as an fx GraphModule in eval mode, every node's output shape in ``meta``."""
     model = model.eval()
@@ -58,8 +86,7 @@ def trace(model: nn.Module, example: torch.Tensor) -> fx.GraphModule:
         ) from None
     traced = fx.GraphModule(model, graph, class_name=type(model).__name__)
     try:
-        with torch.no_grad():
-            ShapeProp(traced).propagate(example)
+        _propagate_shapes(traced, example)
     except Exception as err:
         raise ImportFailure(
             f"{type(model).__name__} does not run on an input of shape {tuple(example.shape)}: {err}",
