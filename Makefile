@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_train_step.py
 	$(BIN)/python bench/bench_morph.py
 	$(BIN)/python bench/bench_search.py
+	$(BIN)/python bench/bench_dashboard.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
