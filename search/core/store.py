@@ -29,14 +29,14 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from genomorph.ir import ConfigError, DataError
 from genomorph.search.core.protocol import JSON, EvalRequest, EvalResult, Metrics
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_NAME = "run.db"
 Status = Literal["queued", "running", "finished", "failed"]
 
@@ -74,12 +74,15 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS inputs (
     seq INTEGER PRIMARY KEY, key TEXT NOT NULL, path TEXT NOT NULL, content TEXT, at_s REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS artifacts (id INTEGER PRIMARY KEY, files TEXT NOT NULL);
 """
 #: what turns a database of schema version N into N + 1 (run by `RunStore.open`, in one transaction)
 _MIGRATIONS: dict[int, str] = {
     1: """CREATE TABLE IF NOT EXISTS inputs (
         seq INTEGER PRIMARY KEY, key TEXT NOT NULL, path TEXT NOT NULL, content TEXT, at_s REAL NOT NULL
     )""",
+    # a result's files besides its checkpoint (EvalResult.artifacts: importance statistics, α, ...)
+    2: "CREATE TABLE IF NOT EXISTS artifacts (id INTEGER PRIMARY KEY, files TEXT NOT NULL)",
 }
 
 
@@ -101,6 +104,7 @@ class Candidate:
     observed: bool
     created_s: float
     finished_s: float | None
+    artifacts: dict[str, str] = field(default_factory=dict)
 
     @property
     def genome(self) -> str:
@@ -121,6 +125,7 @@ class Candidate:
             reason=self.reason,
             metrics=self.metrics,
             checkpoint=self.checkpoint,
+            artifacts=self.artifacts,
             setup_s=self.setup_s or 0.0,
             train_s=self.train_s or 0.0,
             eval_s=self.eval_s or 0.0,
@@ -404,6 +409,11 @@ class RunStore:
             )
             if cursor.rowcount != 1:
                 raise RuntimeError(f"candidate {result.id} is not waiting for a result")
+            if result.artifacts:
+                db.execute(
+                    "INSERT OR REPLACE INTO artifacts (id, files) VALUES (?, ?)",
+                    (result.id, _dumps(result.artifacts)),
+                )
 
     def mark_observed(self, cid: int, state: dict[str, JSON], reads: Sequence[InputRead] = ()) -> None:
         """The strategy consumed candidate ``cid``'s result; store its new state with that fact
@@ -437,6 +447,7 @@ class RunStore:
             query += " WHERE status = ?"
             args = (status,)
         rows = self._db.execute(query + " ORDER BY id", args).fetchall()
+        files = {cid: json.loads(f) for cid, f in self._db.execute("SELECT id, files FROM artifacts")}
         return [
             Candidate(
                 id=r[0],
@@ -453,6 +464,7 @@ class RunStore:
                 observed=bool(r[11]),
                 created_s=r[12],
                 finished_s=r[13],
+                artifacts=files.get(r[0], {}),
             )
             for r in rows
         ]

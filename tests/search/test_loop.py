@@ -279,3 +279,18 @@ def test_a_repaired_candidate_interrupted_in_training_resumes_with_its_repair_di
     assert resumed.metrics == whole.metrics  # history, losses, accuracies and repair distances
     assert "repair_distance_after" in resumed.metrics.extra
     assert not (run / "checkpoints/c00002.epoch.pt").exists()
+
+
+def test_a_results_artifacts_survive_the_run_store(spec: WorkerSpec, tmp_path: Path) -> None:
+    from genomorph.search.core.store import RunStore
+
+    request = EvalRequest(genome=SMALL, budget=Budget(epochs=1), collect=("importance",))
+    result = evaluate_job(spec, _job(0, request))
+    assert result.ok and "importance" in result.artifacts
+    store = RunStore.create(tmp_path / "run", {"config": {}}, {})
+    store.add_candidates([(0, request, 0)], {})
+    store.mark_running([0])
+    store.record_result(result)
+    store.close()
+    (stored,) = RunStore.open(tmp_path / "run").candidates()
+    assert stored.result().artifacts == result.artifacts  # what a resumed strategy observes
