@@ -27,7 +27,6 @@ import logging
 import re
 import socket
 import threading
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,6 @@ from . import views
 from .rundata import RunDir, RunUnreadable
 
 log = logging.getLogger(__name__)
-STATIC = resources.files("genomorph.cli.dashboard") / "static"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -59,8 +57,8 @@ _SECURITY_HEADERS = {
 def static_files() -> dict[str, tuple[Path, str]]:
     """The only files the page loads: name → (path, media type)."""
     return {
-        "app.js": (Path(str(STATIC / "app.js")), "text/javascript"),
-        "app.css": (Path(str(STATIC / "app.css")), "text/css"),
+        "app.js": (views.STATIC_DIR / "app.js", "text/javascript"),
+        "app.css": (views.STATIC_DIR / "app.css", "text/css"),
         "plotly.min.js": (views.plotly_js_path(), "text/javascript"),
     }
 
