@@ -134,13 +134,9 @@ def _avgpool(m: nn.AvgPool2d, node: fx.Node) -> Translation:
 
 def adaptive_pool(node: fx.Node, x: fx.Node, size: Any) -> Translation:
     """``gap`` when the pooled map is only flattened (the usual head), else ``adaptive_avgpool``."""
-    h, w = (
-        _pair(size if size is not None else 1)
-        if not isinstance(size, list | tuple) or None not in size
-        else (0, 0)
-    )
-    if (h, w) == (0, 0):
+    if size is None or (isinstance(size, list | tuple) and None in size):
         return None  # None in an output size keeps that input dimension: not expressible
+    h, w = _pair(size)
     in_shape = shape(x)
     if in_shape is not None and len(in_shape) == 3 and (h, w) == in_shape[1:]:
         return Alias(x)  # pooling to the size it already has (VGG's 7x7 head at 224x224)
