@@ -113,6 +113,8 @@ def export(source: str, fmt: str | None, output: Path | None, weights: Path | No
     if fmt is None:
         fmt = SUFFIXES.get(output.suffix, "python") if output is not None else "python"
     if output is None:
+        if source == "-":
+            raise click.UsageError("give -o FILE when the genome comes from standard input")
         stem = Path(source).name if Path(source).is_dir() else Path(source).stem
         output = Path(f"{stem or 'model'}{DEFAULT_SUFFIX[fmt]}")
     config = ExportConfig(source=source, format=fmt, output=output, weights=weights, discretise=discretise)
