@@ -36,6 +36,9 @@ count = 1
 [head]
 hidden = [8]
 """
+#: small batches make every epoch long enough (>= 0.25 s) that the loop's minimum interval between
+#: epoch checkpoints (`loop.CHECKPOINT_INTERVAL_S`, if any) still leaves one after each target epoch
+BATCH = 8
 #: kill moments come from this seed (override with GENOMORPH_KILL_SEED); assertion messages name it
 DEFAULT_KILL_SEED = 7
 
@@ -105,7 +108,7 @@ def test_train_out_killed_mid_training_resumes_bit_for_bit(tmp_path: Path) -> No
         "--seed",
         "1",
     ]
-    train += ["--mixup", "0.2", "--cutout", "2"]
+    train += ["--mixup", "0.2", "--cutout", "2", "--batch-size", str(BATCH)]
     reference = subprocess.Popen(
         [*train, "--out", str(tmp_path / "ref")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
@@ -146,6 +149,7 @@ def test_search_killed_mid_candidate_resumes_bit_for_bit(tmp_path: Path) -> None
         "digits",
     ]
     search += ["--seed", "2", "--set", "candidates=2", "--set", f"epochs={epochs}", "--set", "final_epochs=4"]
+    search += ["--batch-size", str(BATCH)]
     reference = subprocess.Popen(
         [*search, "--out", str(tmp_path / "ref")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
