@@ -207,11 +207,15 @@ def _names(graph: Graph) -> tuple[dict[NodeId, str], dict[NodeId, str]]:
     """Attribute and variable names: the genome's names where it has them."""
     attrs: dict[NodeId, str] = {}
     values: dict[NodeId, str] = {}
+    taken = {_identifier(n.name) for n in graph.nodes() if n.name is not None}
     for node in graph.nodes():
         if node.name is not None:
             attrs[node.id] = values[node.id] = _identifier(node.name)
         else:
-            attrs[node.id], values[node.id] = f"n{node.id}", f"x{node.id}"
+            # a genome may name a value `x3` itself: generated names step aside
+            attr, value = f"n{node.id}", f"x{node.id}"
+            attrs[node.id] = attr if attr not in taken else f"{attr}_"
+            values[node.id] = value if value not in taken else f"{value}_"
     return attrs, values
 
 
