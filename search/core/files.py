@@ -9,8 +9,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, fsync it, and rename it over ``path``."""
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], object], *, durable: bool = True) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, fsync it, and rename it over ``path``.
+
+    ``durable=False`` skips the fsync, for files replaced again within seconds (epoch checkpoints):
+    the rename still makes a process kill leave the old or the new file, only an OS crash may lose
+    the newest one (and a lost epoch checkpoint only means retraining those epochs).
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -18,7 +23,8 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -31,27 +31,89 @@ from genomorph.search.core.config import Job
 from genomorph.search.core.files import atomic_write
 
 FORMAT = "genomorph-weights/1"
+#: bytes of recently written or read checkpoints kept in memory per process (see `_Recent`)
+RECENT_BYTES = 64 * 2**20
+
+
+class _Recent:
+    """The last checkpoints this process wrote or read, by path, valid while the file is unchanged.
+
+    A search reads back what it just wrote: the driver writes a proposal's weights and the
+    in-process worker loads them, the worker writes a candidate's weights and the strategy loads
+    them (noisy: six loads per iteration, ~10 ms each on a small network). A hit needs the same
+    inode, size, mtime and ctime as when the entry was made (every checkpoint write is a rename
+    onto a new inode), and hands out copies, so callers own their arrays as with a file read.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._entries: dict[str, tuple[tuple[int, ...], Weights, ArchWeights, str, int]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _signature(path: Path) -> tuple[int, ...] | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    def put(self, path: Path, weights: Weights, arch: ArchWeights, genome: str) -> None:
+        size = sum(a.nbytes for per in weights.values() for a in per.values()) + sum(
+            a.nbytes for a in arch.values()
+        )
+        signature = self._signature(path)
+        key = str(path.resolve())
+        with self._lock:
+            self._entries.pop(key, None)
+            if signature is None or size > self.limit:
+                return
+            self._entries[key] = (signature, weights, arch, genome, size)
+            while sum(e[4] for e in self._entries.values()) > self.limit:
+                self._entries.pop(next(iter(self._entries)))
+
+    def get(self, path: Path) -> tuple[Weights, ArchWeights, str] | None:
+        key = str(path.resolve())
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is None or self._signature(path) != entry[0]:
+            return None
+        _, weights, arch, genome, _ = entry
+        return (
+            {nid: {name: a.copy() for name, a in per.items()} for nid, per in weights.items()},
+            {group: a.copy() for group, a in arch.items()},
+            genome,
+        )
+
+
+_RECENT = _Recent(RECENT_BYTES)
 
 
 def save_checkpoint(
     path: str | Path, weights: Weights, arch: ArchWeights | None = None, *, genome: str | None = None
 ) -> None:
     """Write IR weights (numpy or tensors) to ``path`` atomically."""
+    arrays = {int(nid): {name: np.array(a) for name, a in per.items()} for nid, per in weights.items()}
+    arch_arrays = {group: np.array(a) for group, a in (arch or {}).items()}
     payload = {
         "format": FORMAT,
         "genome": genome or "",
         "weights": {
-            int(nid): {name: torch.as_tensor(np.array(a)) for name, a in per.items()}
-            for nid, per in weights.items()
+            nid: {name: torch.as_tensor(a) for name, a in per.items()} for nid, per in arrays.items()
         },
-        "arch": {group: torch.as_tensor(np.array(a)) for group, a in (arch or {}).items()},
+        "arch": {group: torch.as_tensor(a) for group, a in arch_arrays.items()},
     }
     atomic_write(path, lambda handle: torch.save(payload, handle))
+    # the arrays are this function's own copies (np.array copies): the cache may keep them
+    _RECENT.put(Path(path), arrays, arch_arrays, genome or "")
 
 
 def load_checkpoint(path: str | Path) -> tuple[Weights, ArchWeights, str]:
     """Read a checkpoint: ``(weights, arch, genome text)`` with numpy arrays."""
     source = Path(path)
+    recent = _RECENT.get(source)
+    if recent is not None:
+        return recent
     if not source.is_file():
         raise DataError(f"checkpoint {source} does not exist", hint="was the run directory moved or cleaned?")
     try:
@@ -68,7 +130,14 @@ def load_checkpoint(path: str | Path) -> tuple[Weights, ArchWeights, str]:
         for nid, per in payload["weights"].items()
     }
     arch = {group: t.detach().cpu().numpy().copy() for group, t in payload["arch"].items()}
-    return weights, arch, str(payload.get("genome", ""))
+    genome = str(payload.get("genome", ""))
+    _RECENT.put(
+        source,
+        {nid: {name: a.copy() for name, a in per.items()} for nid, per in weights.items()},
+        {group: a.copy() for group, a in arch.items()},
+        genome,
+    )
+    return weights, arch, genome
 
 
 __all__ = ["FORMAT", "atomic_write", "load_checkpoint", "save_checkpoint"]
@@ -167,7 +236,8 @@ class EpochCheckpoint:
     def _write(self, payload: dict[str, Any]) -> None:
         started = time.perf_counter()
         try:
-            atomic_write(self.path, lambda handle: torch.save(payload, handle))
+            # rewritten every few seconds and deleted when the candidate ends: no fsync (see atomic_write)
+            atomic_write(self.path, lambda handle: torch.save(payload, handle), durable=False)
         except BaseException as err:  # re-raised by wait() in the training thread
             self._error = err
         self.write_s += time.perf_counter() - started

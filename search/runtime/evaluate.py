@@ -23,6 +23,7 @@ from genomorph.grammar import parse
 from genomorph.ir import GenomorphError
 from genomorph.lower import extract_weights, lower
 from genomorph.search.core.config import Job, WorkerSpec
+from genomorph.search.core.parsed import parsed
 from genomorph.search.core.protocol import EvalResult, Metrics, RepairRequest
 from genomorph.search.runtime.checkpoint import (
     EpochCheckpoint,
@@ -133,7 +134,8 @@ def evaluate_job(spec: WorkerSpec, job: Job, on_epoch: EpochCallback | None = No
     try:
         recipe = build_recipe(request.recipe, request.recipe_options)
         data = cached_dataset(spec.data)
-        graph = parse(request.genome, source_name=f"candidate {job.id}")
+        # cached per process: a strategy often sends a text again (noisy: train, then shrink)
+        graph = parsed(request.genome, source_name=f"candidate {job.id}")
         check_fits(graph, data.info)
         device = resolve_device(spec.train.device)
         clock.device = device

@@ -11,12 +11,15 @@ epoch simply stop earlier). The loop, not the steps, handles:
   ``min_epochs`` on, epochs and training losses so far are normalised to [0, 1] and
   ``y = exp(a x)(1 - x)`` is fitted by least squares (``scipy.optimize.curve_fit``); training
   stops once ``a < threshold``. ``stopped_early`` and ``flatten_a`` end up in the report;
-- **per-epoch checkpoints** (an `EpochFile`): after every epoch but the last, the module's
-  ``state_dict``, each step's ``state_dict``, torch's global RNG state (``nn.Dropout`` draws from
-  it), the history and the timers. Given a file from an interrupted run, the loop restores all of
-  it and continues with the next epoch: the run ends exactly as an uninterrupted one would. The
-  last epoch writes none: the caller writes the final weights right after, and a kill in between
-  only repeats that epoch from the previous checkpoint, with the same result;
+- **per-epoch checkpoints** (an `EpochFile`): after the first epoch, then after every epoch that
+  ends at least `CHECKPOINT_INTERVAL_S` after the last checkpoint (so every epoch of any epoch
+  longer than that), the module's ``state_dict``, each step's ``state_dict``, torch's global RNG
+  state (``nn.Dropout`` draws from it), the history and the timers. Given a file from an
+  interrupted run, the loop restores all of it and continues with the next epoch: the run ends
+  exactly as an uninterrupted one would, whichever epoch the file was written after (a kill
+  repeats at most `CHECKPOINT_INTERVAL_S` of training). The last epoch writes none: the caller
+  writes the final weights right after, and a kill in between only repeats the epochs since the
+  previous checkpoint, with the same result;
 - **progress**: ``on_epoch(epoch, epochs, record)`` after each epoch.
 """
 
@@ -36,6 +39,10 @@ from genomorph.search.runtime.data import Dataset, Split
 from genomorph.search.runtime.steps import Step, TrainContext, main_output, task_loss
 
 EpochCallback = Callable[[int, int, dict[str, float]], None]
+
+#: seconds of training between two epoch checkpoints at least (the first epoch always writes one):
+#: a toy-data epoch of ~20 ms would otherwise spend a tenth of its time on snapshots and hand-overs
+CHECKPOINT_INTERVAL_S = 0.5
 
 
 class TrainingDiverged(Exception):
@@ -110,18 +117,23 @@ def flatten_exponent(losses: Sequence[float]) -> float | None:
     """Paper 000's ``a``: least-squares fit of ``y = exp(a x)(1 - x)`` to the normalised loss curve."""
     if len(losses) < 2:
         return None
-    from scipy.optimize import OptimizeWarning, curve_fit
+    from scipy.optimize import leastsq
 
     y = np.asarray(losses, dtype=np.float64)
     spread = y.max() - y.min()
     y = (y - y.min()) / spread if spread > 0 else np.zeros_like(y)
     x = np.linspace(0.0, 1.0, len(y))
+    one_minus_x = 1.0 - x
+    # MINPACK's Levenberg-Marquardt directly, as ``curve_fit(f, x, y, p0=[0], maxfev=2000)`` calls
+    # it (the same residuals, start and limits: the same a to the last bit), without curve_fit's
+    # input checks and covariance estimate, which cost more than the fit on every epoch's call
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", OptimizeWarning)
-        try:
-            (a,), _ = curve_fit(lambda t, a: np.exp(a * t) * (1.0 - t), x, y, p0=[0.0], maxfev=2000)
-        except RuntimeError:  # no convergence: a curve this odd is not "flattened"
-            return None
+        warnings.simplefilter("ignore", RuntimeWarning)  # exp overflow while searching: a worse fit
+        (a,), _, _, _, status = leastsq(
+            lambda p: np.exp(p[0] * x) * one_minus_x - y, np.zeros(1), full_output=True, maxfev=2000
+        )
+    if status not in (1, 2, 3, 4):  # no convergence: a curve this odd is not "flattened"
+        return None
     return float(a)
 
 
@@ -191,6 +203,7 @@ def run_epochs(
         first = _restore(ctx, steps, saved, report)
     config = ctx.config
     val = ctx.splits.get("val")
+    saved_at: float | None = None  # when the last epoch checkpoint was handed over (None: none yet)
     for epoch in range(first, epochs):
         sync(device)
         started = time.perf_counter()
@@ -227,7 +240,8 @@ def run_epochs(
             report.eval_s += time.perf_counter() - started
             record.update({f"val_{k}": v for k, v in measured.items()})
         report.history.append(record)
-        if checkpoints is not None and not last:
+        due_checkpoint = saved_at is None or time.perf_counter() - saved_at >= CHECKPOINT_INTERVAL_S
+        if checkpoints is not None and not last and due_checkpoint:
             started = time.perf_counter()
             checkpoints.save(
                 {
@@ -243,7 +257,8 @@ def run_epochs(
                     "carry": _clone(report.carry),
                 }
             )
-            report.checkpoint_s += time.perf_counter() - started
+            saved_at = time.perf_counter()
+            report.checkpoint_s += saved_at - started
         if on_epoch is not None:
             on_epoch(epoch + 1, epochs, record)
         if last:
@@ -262,6 +277,7 @@ def run_epochs(
 
 
 __all__ = [
+    "CHECKPOINT_INTERVAL_S",
     "EpochCallback",
     "EpochFile",
     "TrainReport",

@@ -1,0 +1,46 @@
+"""Genome text parsed once per process: the strategy and the worker read the same texts.
+
+A noisy iteration reads each genome several times: the worker parses the candidate's text, and the
+strategy parses the very same text again to shrink, rewrite and record it (tens of milliseconds
+each on a small network, most of it the lark parse). `parsed` keeps the last graphs per text and
+hands out copies, so a caller that edits its graph never changes what another caller gets.
+Torch-free: strategies use it as well as the worker.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from genomorph.ir import Graph
+
+#: distinct genome texts kept per process (a few iterations' worth; graphs are small)
+CACHED_GENOMES = 32
+
+
+@functools.lru_cache(maxsize=CACHED_GENOMES)
+def _parse(text: str) -> Graph:
+    from genomorph.grammar import parse
+
+    return parse(text)
+
+
+def parsed(text: str, source_name: str = "<genome>") -> Graph:
+    """``grammar.parse(text, source_name)``, from the cache when this text was parsed before.
+
+    Only texts that parse are cached: a bad one is parsed again under ``source_name``, so the
+    error names the caller's source as an uncached parse would.
+    """
+    from genomorph.ir import GenomorphError
+
+    try:
+        graph = _parse(text)
+    except GenomorphError:
+        from genomorph.grammar import parse
+
+        return parse(text, source_name=source_name)
+    copy = graph.copy()
+    copy.source_name = source_name
+    return copy
+
+
+__all__ = ["CACHED_GENOMES", "parsed"]
