@@ -79,7 +79,7 @@ class TrainConfig(BaseModel):
 
     def with_budget(self, budget: Budget) -> TrainConfig:
         changes: dict[str, object] = {"epochs": budget.epochs}
-        for name in ("lr", "schedule", "restart_period", "restart_mult"):
+        for name in ("lr", "schedule", "restart_period", "restart_mult", "eval_every"):
             value = getattr(budget, name)
             if value is not None:
                 changes[name] = value

@@ -105,6 +105,9 @@ class Budget(_Frozen):
     """Length of the whole schedule in epochs (``None``: ``epochs``, a schedule of its own)."""
     stop: FlattenStop | None = None
     """Stop early once the loss curve flattens (``epochs`` is then the maximum)."""
+    eval_every: int | None = Field(default=None, ge=0)
+    """Validate every this many epochs and after the last (``TrainConfig.eval_every``); 0: only
+    once, after training (for a strategy that reads only the final numbers, as noisy does)."""
 
 
 class RepairRequest(_Frozen):

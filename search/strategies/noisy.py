@@ -23,7 +23,6 @@ evaluated on the test split and written as a readable nested-``hres`` genome.
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 from typing import Any, ClassVar
@@ -58,6 +57,10 @@ DECAY_RECIPE = "noisy-decay"
 META_INPUT = "noisy-meta"
 #: iterations that fail in a row before the search gives up
 MAX_FAILURES = 3
+#: ``Budget.eval_every`` of the train and shrink candidates: validated once, after their last
+#: epoch. The strategy reads only the final numbers (the flattening test reads training losses),
+#: and a validation pass every epoch cost 10-13 % of a digits epoch (bench/bench_noisy.py)
+VALIDATE_EVERY = 0
 
 
 class NoisyState(StrategyState):
@@ -171,6 +174,7 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
             lr=meta.lr,
             schedule="constant",
             stop=FlattenStop(threshold=meta.flatten_threshold, min_epochs=meta.min_epochs),
+            eval_every=VALIDATE_EVERY,
         )
         request = EvalRequest(
             genome=text,
@@ -203,7 +207,10 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
         request = EvalRequest(
             genome=str(self.state.pending["genome"]),
             budget=Budget(
-                epochs=max(1, math.ceil(meta.decay_steps / steps_per_epoch)), lr=meta.lr, schedule="constant"
+                epochs=max(1, math.ceil(meta.decay_steps / steps_per_epoch)),
+                lr=meta.lr,
+                schedule="constant",
+                eval_every=VALIDATE_EVERY,
             ),
             parent=int(self.state.pending["train_id"]),  # type: ignore[arg-type]
             init_checkpoint=trained,
@@ -442,13 +449,12 @@ def total_of(meta: NoisyMeta, graph: Graph) -> int:
     return meta.neurons_to_add
 
 
-@functools.lru_cache(maxsize=8)
 def _parse(text: str) -> Graph:
-    """The graph of a genome the strategy made (cached: a genome is read in several phases;
-    graphs are never edited in place)."""
-    from genomorph.grammar import parse
+    """The graph of a genome the strategy made (from the per-process cache: the worker parsed most
+    of these texts already, and a genome is read in several phases)."""
+    from genomorph.search.core.parsed import parsed
 
-    return parse(text, source_name="<noisy>")
+    return parsed(text, source_name="<noisy>")
 
 
 def _canonical(graph: Graph, weights: Weights | None) -> tuple[str, Weights | None, dict[int, int]]:
