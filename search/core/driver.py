@@ -258,6 +258,33 @@ class Driver:
             self.store.mark_observed(result.id, self.strategy.dump_state(), self.inputs.take())
             self.next_to_observe += 1
             self._propose()
+            self._prune()
+
+    def _prune(self) -> None:
+        """Delete the weight files nobody needs any more (see `Strategy.retained`)."""
+        retained = self.strategy.retained()
+        if retained is None:
+            return
+        kept = self.store.kept_checkpoints()
+        keep = set(retained) | {self.strategy.result_candidate()}
+        front = self.strategy.front()
+        if front is not None:
+            keep |= {m.candidate for m in front.members}
+        for column in (
+            2,
+            3,
+        ):  # the best by objective and by validation accuracy (ties too) stay for the report
+            scores = [row[column] for row in kept if row[column] is not None]
+            keep |= {row[0] for row in kept if scores and row[column] == max(scores)}
+        needed = self.store.pending_init_checkpoints()
+        drop = [(cid, path) for cid, path, _, _ in kept if cid not in keep and path not in needed]
+        if not drop:
+            return
+        # forget first, then delete: a kill in between leaves a stray file, never a dangling row
+        self.store.forget_checkpoints([cid for cid, _ in drop])
+        for cid, path in drop:
+            (self.store.run_dir / path).unlink(missing_ok=True)
+            (self.store.run_dir / checkpoint_path(cid, "init")).unlink(missing_ok=True)
 
     def _wrap_up(self) -> bool:
         limit = self.config.time_limit
@@ -321,6 +348,7 @@ class Driver:
         # the state as it ended (a last propose may have changed it without proposing anything)
         self.store.set_state(self.strategy.dump_state(), self.inputs.take())
         self.store.set("result_candidate", self.strategy.result_candidate())
+        self._prune()
         self.store.set("status", "finished", event="finished")
 
 

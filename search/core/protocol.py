@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import (
@@ -399,6 +399,14 @@ class Strategy(ABC, Generic[ConfigT, StateT]):
     def result_candidate(self) -> int | None:
         """The candidate id the run reports as its answer (e.g. the finally trained winner);
         ``None`` lets the report pick the finished candidate with the best objective."""
+        return None
+
+    def retained(self) -> Collection[int] | None:
+        """Candidates whose trained weights this strategy may still use (a parent to mutate, a
+        winner to train on): the driver deletes the weight files of every other finished and
+        observed candidate, except the best by objective, the answer and the front members, so a
+        long run's directory does not grow without bound. ``None`` (the default, safe for
+        strategies that may load any earlier result) keeps every checkpoint."""
         return None
 
     def front(self) -> Front | None:

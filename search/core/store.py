@@ -469,6 +469,27 @@ class RunStore:
             for r in rows
         ]
 
+    def kept_checkpoints(self) -> list[tuple[int, str, float | None, float | None]]:
+        """``(id, checkpoint, objective, val_accuracy)`` of observed finished candidates whose
+        weight file has not been pruned."""
+        rows = self._db.execute(
+            "SELECT id, checkpoint, objective, val_accuracy FROM candidates"
+            " WHERE status = 'finished' AND observed = 1 AND checkpoint IS NOT NULL ORDER BY id"
+        )
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def pending_init_checkpoints(self) -> set[str]:
+        """Weight files that candidates not yet observed start from (they must stay)."""
+        rows = self._db.execute(
+            "SELECT json_extract(request, '$.init_checkpoint') FROM candidates WHERE observed = 0"
+        )
+        return {r[0] for r in rows if r[0]}
+
+    def forget_checkpoints(self, ids: Sequence[int]) -> None:
+        """The weight files of ``ids`` are about to be deleted: the rows stop pointing at them."""
+        with self._transaction() as db:
+            db.executemany("UPDATE candidates SET checkpoint = NULL WHERE id = ?", [(i,) for i in ids])
+
     def counts(self) -> dict[str, int]:
         rows = self._db.execute("SELECT status, COUNT(*) FROM candidates GROUP BY status")
         return {status: n for status, n in rows}

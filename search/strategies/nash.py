@@ -311,6 +311,11 @@ class Nash(Strategy[NashConfig, NashState]):
     def done(self) -> bool:
         return self.state.phase == "done"
 
+    def retained(self) -> list[int]:
+        """N* (children are made from its weights, the final training starts from them) and the
+        best child of the step in flight."""
+        return [m.id for m in (self.state.parent, self.state.best_child) if m is not None]
+
     def result_candidate(self) -> int | None:
         state = self.state
         if state.final_id is not None:

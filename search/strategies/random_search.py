@@ -120,6 +120,10 @@ class RandomSearch(Strategy[RandomConfig, RandomState]):
     def done(self) -> bool:
         return self.state.finished
 
+    def retained(self) -> list[int]:
+        """Candidates train from scratch: only the best's weights are used again (its final training)."""
+        return [self.state.best.id] if self.state.best else []
+
     def result_candidate(self) -> int | None:
         state = self.state
         return state.final_id if state.final_id is not None else (state.best.id if state.best else None)
