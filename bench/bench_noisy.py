@@ -8,7 +8,12 @@ and splits every iteration's wall time into
 - statistics: A and B per unit after training (the worker's importance collection);
 - shrink:     choosing the units to prune and their outgoing weights (strategy side);
 - rewrite:    pruning, removing and nesting layers, canonical text (strategy side);
-- other:      everything else: validation, lowering, checkpoints, the store, scheduling.
+- other:      everything else, itself split into the worker's setup and saving (parse, lowering,
+              checkpoint files, the recipe's training-split measure: ``setup_s`` less statistics),
+              its evaluation (validation after training, test: ``eval_s``) and the rest (the
+              driver, the store, proposal weight files, the strategy outside the phases above).
+
+Candidates per iteration are shown too: three (train, shrink, save), two when nothing is pruned.
 
 It prints one line per phase per dataset, the share outside training (target ≤ 10 %) and,
 with ``--json``, one JSON object.
@@ -44,9 +49,8 @@ def _timed(spent: dict[str, float], phase: str, function: Callable[..., Any]) ->
 
 
 def measure(dataset: str, iterations: int | None, what_if: bool = False) -> dict[str, Any]:
-    """One run's split; ``what_if`` measures the same run with validation only after the last
-    epoch (``TrainConfig.eval_every = 0``) and no per-epoch checkpoints, the engine's per-epoch
-    costs a short epoch pays most for (the flattening test reads training losses only)."""
+    """One run's split; ``what_if`` measures the same run without epoch checkpoints (the noisy
+    candidates validate once, after training, in either run: ``noisy.VALIDATE_EVERY``)."""
     import genomorph.search.runtime.evaluate as evaluate
     from genomorph.search.core.config import DataConfig, TrainConfig
     from genomorph.search.core.driver import RunConfig
@@ -89,13 +93,22 @@ def measure(dataset: str, iterations: int | None, what_if: bool = False) -> dict
         EpochCheckpoint.save = save  # type: ignore[method-assign]
     spent["training"] = sum(c.train_s or 0.0 for c in candidates)
     spent["other"] = wall - sum(spent[p] for p in PHASES if p != "other")
+    worker_setup = sum(c.setup_s or 0.0 for c in candidates) - spent["statistics"]
+    worker_eval = sum(c.eval_s or 0.0 for c in candidates)
+    other = {
+        "worker setup and saving": worker_setup,
+        "worker evaluation": worker_eval,
+        "driver, store, strategy rest": spent["other"] - worker_setup - worker_eval,
+    }
     n = max(len(rows), 1)
     best = max(rows, key=lambda r: (r["objective"], r["train_accuracy"] or 0.0)) if rows else {}
     return {
-        "dataset": dataset + (" (what-if: no per-epoch validation or checkpoints)" if what_if else ""),
+        "dataset": dataset + (" (what-if: no epoch checkpoints)" if what_if else ""),
         "iterations": len(rows),
         "wall_s": round(wall, 3),
+        "candidates_per_iteration": round(len(candidates) / n, 2),
         "per_iteration_s": {p: round(spent[p] / n, 4) for p in PHASES},
+        "other_per_iteration_s": {k: round(v / n, 4) for k, v in other.items()},
         "share": {p: round(spent[p] / wall, 4) for p in PHASES},
         "outside_training": round(1.0 - spent["training"] / wall, 4),
         "best": {k: best.get(k) for k in ("iteration", "params", "train_accuracy", "val_accuracy")},
@@ -107,9 +120,7 @@ def main() -> None:
     parser.add_argument("--dataset", action="append", choices=["spirals", "regression2d", "digits"])
     parser.add_argument("--iterations", type=int, help="iterations per run (default: the dataset's)")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument(
-        "--what-if", action="store_true", help="also run without per-epoch validation and epoch checkpoints"
-    )
+    parser.add_argument("--what-if", action="store_true", help="also run without epoch checkpoints")
     args = parser.parse_args()
     import torch
 
@@ -127,11 +138,17 @@ def main() -> None:
         print()
         return
     for r in results:
-        print(f"{r['dataset']}: {r['iterations']} iterations, {r['wall_s']:.1f} s wall, best {r['best']}")
+        print(
+            f"{r['dataset']}: {r['iterations']} iterations ({r['candidates_per_iteration']} candidates each),"
+            f" {r['wall_s']:.1f} s wall, best {r['best']}"
+        )
         for phase in PHASES:
             print(
                 f"  {phase:<11} {r['per_iteration_s'][phase]:8.3f} s/iteration  {100 * r['share'][phase]:5.1f} %"
             )
+        for part, seconds in r["other_per_iteration_s"].items():
+            share = 100 * seconds * r["iterations"] / r["wall_s"]
+            print(f"    {part:<29} {seconds:8.3f} s/iteration  {share:5.1f} %")
         print(f"  outside training: {100 * r['outside_training']:.1f} % (target <= 10 %)")
 
 

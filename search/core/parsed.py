@@ -40,6 +40,9 @@ def parsed(text: str, source_name: str = "<genome>") -> Graph:
         return parse(text, source_name=source_name)
     copy = graph.copy()
     copy.source_name = source_name
+    # what parsing computed (order, shapes, stats; immutable values, and every edit of the copy
+    # clears them) comes along: recomputing shapes was a third of a cached parse's cost
+    copy._cache.update(graph._cache)
     return copy
 
 
