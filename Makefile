@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_morph.py
 	$(BIN)/python bench/bench_search.py
 	$(BIN)/python bench/bench_dashboard.py
+	$(BIN)/python bench/bench_export.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
