@@ -151,6 +151,8 @@ def export_genome(
     """
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format '{fmt}'", hint=f"use one of {', '.join(FORMATS)}")
+    if fmt == "python" and out.suffix != ".py":
+        raise ConfigError(f"the python export is a .py file, not '{out.name}'", hint="write -o NAME.py")
     module = lower(graph, weights, arch, inplace=False).eval()
     if graph.aux_outputs() and fmt != "python":
         log.info("the auxiliary heads are exported too: the artefact returns (main, *aux)")
