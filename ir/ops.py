@@ -215,23 +215,33 @@ def _hw(v: Pair) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
-def _square_or_pair(v: Pair | None, *, minimum: int) -> Pair | None:
-    """Validate a kernel/stride/padding; ``(k, k)`` is stored as ``k`` (one canonical form)."""
-    if v is None:
-        return None
-    if isinstance(v, tuple) and len(v) != 2:
-        raise ValueError("give one number or two (height x width), e.g. 3 or 7x1")
-    h, w = _hw(v)
+def _square_or_pair(v: object, *, minimum: int) -> object:
+    """Check a kernel/stride/padding before pydantic does; ``(k, k)`` becomes ``k`` (one
+    canonical form). Values of other types pass through for pydantic to reject."""
+
+    def integer(d: object) -> bool:  # ints and numpy integers, not booleans
+        return not isinstance(d, bool) and hasattr(d, "__index__")
+
+    if isinstance(v, list | tuple):
+        if len(v) != 2:
+            raise ValueError("give one number or two (height x width), e.g. 3 or 7x1")
+        if not all(integer(d) for d in v):
+            return v
+        h, w = (int(d.__index__()) for d in v)  # type: ignore[attr-defined]
+    elif integer(v):
+        h = w = int(v.__index__())  # type: ignore[attr-defined]
+    else:
+        return v
     if min(h, w) < minimum:
         raise ValueError("must be a positive integer" if minimum else "must not be negative")
     return h if h == w else (h, w)
 
 
-def _positive_pair(v: Pair | None) -> Pair | None:
+def _positive_pair(v: object) -> object:
     return _square_or_pair(v, minimum=1)
 
 
-def _non_negative_pair(v: Pair | None) -> Pair | None:
+def _non_negative_pair(v: object) -> object:
     return _square_or_pair(v, minimum=0)
 
 
@@ -299,8 +309,8 @@ class Conv(OpBase):
     positional: ClassVar[tuple[str, ...]] = ("channels", "kernel")
 
     _pos = field_validator("channels", "dilation", "groups")(_positive)
-    _pairs = field_validator("kernel", "stride")(_positive_pair)
-    _pad = field_validator("padding")(_non_negative_pair)
+    _pairs = field_validator("kernel", "stride", mode="before")(_positive_pair)
+    _pad = field_validator("padding", mode="before")(_non_negative_pair)
 
     @property
     def pad(self) -> Pair:
@@ -511,8 +521,8 @@ class _Pool(OpBase):
     ceil_mode: bool = False
     positional: ClassVar[tuple[str, ...]] = ("kernel",)
 
-    _pos = field_validator("kernel", "stride")(_positive_pair)
-    _pad = field_validator("padding")(_non_negative_pair)
+    _pos = field_validator("kernel", "stride", mode="before")(_positive_pair)
+    _pad = field_validator("padding", mode="before")(_non_negative_pair)
 
     @property
     def step(self) -> Pair:
@@ -901,7 +911,7 @@ class AdaptiveAvgPool(OpBase):
     size: Pair = 1
     positional: ClassVar[tuple[str, ...]] = ("size",)
 
-    _size = field_validator("size")(_positive_pair)
+    _size = field_validator("size", mode="before")(_positive_pair)
 
     def out_shape(self, ins: list[Shape]) -> Shape:
         c, _, _ = _need_image(self.kind, ins[0])
