@@ -42,7 +42,7 @@ EpochCallback = Callable[[int, int, dict[str, float]], None]
 
 #: seconds of training between two epoch checkpoints at least (the first epoch always writes one):
 #: a toy-data epoch of ~20 ms would otherwise spend a tenth of its time on snapshots and hand-overs
-CHECKPOINT_INTERVAL_S = 0.5
+CHECKPOINT_INTERVAL_S = 0.25
 
 
 class TrainingDiverged(Exception):
