@@ -31,6 +31,10 @@ class DecayOptions(BaseModel):
     outgoing: dict[str, list[int]] = Field(default_factory=dict)
     """Module tensor name (``n12.weight``) -> input columns (axis 1) to decay to zero."""
     decay_steps: int = Field(default=60, ge=1)
+    measure_train: bool = True
+    """Measure the final weights on the training split (``train_accuracy_eval``); the strategy
+    turns it off where nothing reads the numbers (the shrink candidate: its pruned successor, the
+    ``save`` evaluation, is measured)."""
 
 
 class DecayStep(Step):
@@ -91,6 +95,8 @@ class NoisyDecay(Recipe):
     def extra(self, ctx: TrainContext, steps: list[Step], report: Any) -> dict[str, Any]:
         from genomorph.search.runtime.loop import evaluate_split
 
+        if not self.options.measure_train:  # type: ignore[attr-defined]
+            return {}
         measured = evaluate_split(
             ctx.module, ctx.data, ctx.splits["train"], ctx.device, ctx.config.eval_batch_size
         )
