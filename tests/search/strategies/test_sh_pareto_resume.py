@@ -42,7 +42,7 @@ def _command(strategy: str, start: Path, out: Path) -> list[str]:
             *ARGS[strategy], "--out", str(out)]  # fmt: skip
 
 
-@pytest.mark.slow  # a reference run and four killed sessions each: ~30 s of CPU, minutes on a loaded machine
+# a reference run and four killed sessions each: ~30 s of CPU (in the default suite: issue 9 asks for it)
 @pytest.mark.parametrize("strategy", ["sh", "pareto-nash"])
 def test_sigkill_then_resume_loses_nothing(tmp_path: Path, strategy: str) -> None:
     start = tmp_path / "small.genome"
