@@ -13,7 +13,8 @@ batch 16 / 64, alternately for the two contenders (median of per-round ratios):
 The hand-written contender follows the structure of the official ``model_search.py`` /
 ``architect.py``: one module per candidate op, every op evaluated on every edge, and the
 second-order step builds a fresh copy of the whole model for the unrolled weights. genomorph's
-second-order step writes w' and w± into the module's own weights instead. Targets (issue 8):
+second-order step writes w' and w± into the module's own weights instead, and its supernet has
+the parameter-free ops that read the same value shared (``share_pure_ops``, as the search runs it). Targets (issue 8):
 each step <= 0.7x, peak memory <= 0.8x. Both networks are checked to have the same parameter
 count. Run: ``python bench/bench_darts.py`` (``--batch 16 64``, ``--repeats N``, ``--threads T``,
 ``--skip-memory``).
@@ -28,10 +29,11 @@ import resource
 
 import torch
 import torch.nn.functional as F
-from _timing import Comparison, interleaved, table
+from _timing import Comparison, interleaved
 from genomorph.grammar.darts import darts_supernet
 from genomorph.lower import lower
 from genomorph.search.runtime.darts_steps import ArchUpdate, SGDUpdate, classification_loss
+from genomorph.search.strategies._darts_space import share_pure_ops
 from torch import nn
 
 PRIMITIVES = ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5",
@@ -217,7 +219,8 @@ class Contender:
         if kind == "hand":
             self.model: nn.Module = HandSupernet()
         else:
-            self.model = lower(darts_supernet(16, 8, 10))
+            # the space as the search runs it: parameter-free ops on the same value shared
+            self.model = lower(share_pure_ops(darts_supernet(16, 8, 10))[0])
             if kind == "hyper":
                 from genomorph.search.runtime.hypernet import HyperSupernet
 
@@ -279,19 +282,23 @@ def main() -> None:
         n_ours = sum(p.numel() for p in ours.model.parameters())
         n_hand = sum(p.numel() for p in hand.model.parameters())
         assert n_ours == n_hand, (n_ours, n_hand)
-        rows: list[Comparison] = []
-        for what in ("weight_step", "arch_first", "arch_second"):
-            rows.append(interleaved(f"genomorph {what}", getattr(ours, what), f"by hand {what}",
-                                    getattr(hand, what), repeats=args.repeats))  # fmt: skip
-        hyper = Contender("hyper", batch)
-        rows.append(interleaved("hyperDARTS weight step", hyper.weight_step, "DARTS weight step",
-                                ours.weight_step, repeats=args.repeats))  # fmt: skip
         print(
             f"\nbatch {batch}, {threads} thread(s), {n_ours:,} weights; targets: steps <= 0.7, memory <= 0.8"
         )
-        header = ["step", "genomorph s", "reference s", "ratio (median)"]
-        body = [[c.name_a, f"{c.median_a:.3f}", f"{c.median_b:.3f}", f"{c.median_ratio:.2f}"] for c in rows]
-        print(table(header, body))
+        print("step                              genomorph s  reference s  ratio (median)", flush=True)
+
+        def report(c: Comparison) -> None:  # one line per measurement: a slow machine still shows some
+            print(
+                f"{c.name_a:<32}  {c.median_a:>11.3f}  {c.median_b:>11.3f}  {c.median_ratio:>14.2f}",
+                flush=True,
+            )
+
+        for what in ("weight_step", "arch_first", "arch_second"):
+            report(interleaved(f"genomorph {what}", getattr(ours, what), f"by hand {what}",
+                               getattr(hand, what), repeats=args.repeats))  # fmt: skip
+        hyper = Contender("hyper", batch)
+        report(interleaved("hyperDARTS weight step", hyper.weight_step, "DARTS weight step",
+                           ours.weight_step, repeats=args.repeats))  # fmt: skip
         del ours, hand, hyper
         if not args.skip_memory:
             a, b = peak_rss("genomorph", batch, threads), peak_rss("hand", batch, threads)
