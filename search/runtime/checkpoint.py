@@ -191,6 +191,12 @@ class _Writer:
 _WRITER = _Writer()
 
 
+def flush_epoch_writes() -> None:
+    """Wait until every epoch checkpoint handed to the background writer is on disk (e.g. before
+    reading one back in the same process after an interruption)."""
+    _WRITER._queue.join()
+
+
 class EpochCheckpoint:
     """The per-epoch checkpoint of one running candidate (`loop.EpochFile` on disk).
 
@@ -267,4 +273,4 @@ class EpochCheckpoint:
         self.path.unlink(missing_ok=True)
 
 
-__all__ += ["EPOCH_FORMAT", "EpochCheckpoint", "job_fingerprint"]
+__all__ += ["EPOCH_FORMAT", "EpochCheckpoint", "flush_epoch_writes", "job_fingerprint"]

@@ -25,7 +25,12 @@ from genomorph.search.core.files import atomic_write
 from genomorph.search.core.parsed import parsed
 from genomorph.search.core.protocol import Budget, EvalRequest
 from genomorph.search.runtime import loop
-from genomorph.search.runtime.checkpoint import EpochCheckpoint, load_checkpoint, save_checkpoint
+from genomorph.search.runtime.checkpoint import (
+    EpochCheckpoint,
+    flush_epoch_writes,
+    load_checkpoint,
+    save_checkpoint,
+)
 from genomorph.search.runtime.evaluate import epoch_checkpoint_path, evaluate_job
 from search_helpers import SMALL, TINY
 
@@ -112,6 +117,7 @@ def test_epoch_checkpoints_follow_the_interval_and_resume_exactly(
         evaluate_job(spec, _job(1, budget), stop_after_three)
     # every epoch's state at interval 0; at a huge interval only the first epoch's
     assert saved == ([1, 2, 3] if interval == 0 else [1])
+    flush_epoch_writes()  # the last epoch's file is written in the background
     path = Path(spec.run_dir) / epoch_checkpoint_path(_job(1, budget))
     assert int(torch.load(path, weights_only=True)["epoch"]) == saved[-1]
     resumed = evaluate_job(spec, _job(1, budget))
