@@ -144,6 +144,20 @@ def _kill_when(command: list[str], run: Path, finished: int, delay: float) -> bo
     return True
 
 
+def kill_and_resume(command: list[str], run: Path, points: list[tuple[int, float]]) -> tuple[int, list[str]]:
+    """Run ``command`` and SIGKILL it at each ``(finished candidates, delay)`` point, resuming
+    after each kill; returns how many kills landed and the command that finishes the run."""
+    kills = 0
+    for finished, delay in points:
+        kills += _kill_when(command, run, finished, delay)
+        if (run / "run.db").exists():
+            command = [*GENOMORPH, "resume", str(run)]
+            # whatever was finished before the kill is still there, exactly once
+            rows = [r for r in _rows(run) if r[3] == "finished"]
+            assert len({r[0] for r in rows}) == len(rows)
+    return kills, command
+
+
 @pytest.mark.parametrize("workers", [1, 2], ids=["in-process", "pool"])
 def test_sigkill_at_random_moments_then_resume(tmp_path: Path, workers: int) -> None:
     space = tmp_path / "tiny.toml"
@@ -161,15 +175,7 @@ def test_sigkill_at_random_moments_then_resume(tmp_path: Path, workers: int) -> 
         (0, 0.0),
         *sorted((rng.randrange(0, len(reference) - 2), rng.uniform(0.0, 0.3)) for _ in range(4)),
     ]
-    kills = 0
-    command = _search(space, run, workers)
-    for finished, delay in points:
-        kills += _kill_when(command, run, finished, delay)
-        if (run / "run.db").exists():
-            command = [*GENOMORPH, "resume", str(run)]
-            # whatever was finished before the kill is still there, exactly once
-            rows = [r for r in _rows(run) if r[3] == "finished"]
-            assert len({r[0] for r in rows}) == len(rows)
+    kills, command = kill_and_resume(_search(space, run, workers), run, points)
     assert kills >= 3, f"the run ended before it could be killed (GENOMORPH_KILL_SEED={seed})"
     done = subprocess.run(command, capture_output=True, text=True)
     assert done.returncode == 0, f"GENOMORPH_KILL_SEED={seed}: {done.stderr}"

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from test_resume_kill import GENOMORPH, _attempts, _kill_when, _rows, kill_seed  # noqa: E402
+from test_resume_kill import GENOMORPH, _attempts, _rows, kill_and_resume, kill_seed  # noqa: E402
 
 SMALL = (
     "input 1x8x8\nconv(8, 3, bias=false) bn relu maxpool(2) conv(16, 3, bias=false) bn relu gap linear(10)\n"
@@ -58,14 +58,7 @@ def test_sigkill_then_resume_loses_nothing(tmp_path: Path, strategy: str) -> Non
         (0, 0.0),
         *sorted((rng.randrange(1, len(reference) - 2), rng.uniform(0.0, 0.3)) for _ in range(3)),
     ]
-    kills = 0
-    command = _command(strategy, start, run)
-    for finished, delay in points:
-        kills += _kill_when(command, run, finished, delay)
-        if (run / "run.db").exists():
-            command = [*GENOMORPH, "resume", str(run)]
-            rows = [r for r in _rows(run) if r[3] == "finished"]
-            assert len({r[0] for r in rows}) == len(rows)
+    kills, command = kill_and_resume(_command(strategy, start, run), run, points)
     assert kills >= 2, f"the run ended before it could be killed (GENOMORPH_KILL_SEED={seed})"
     done = subprocess.run(command, capture_output=True, text=True)
     assert done.returncode == 0, f"GENOMORPH_KILL_SEED={seed}: {done.stderr}"
