@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from ._data_parallel import data_parallel, follow_if_torchrun_rank, nproc_option, resume_data_parallel
 from ._io import Source, genome_argument, load_graph
 from ._search_ui import RichSearchObserver, candidate_table, epoch_progress, print_summary, stderr_console
 
@@ -420,6 +421,7 @@ A run directory ends with run.db, checkpoints/, summary.json, best.genome and PN
     help="local: in-process (or a pool with --workers N); ray: a Ray cluster (pip install 'genomorph[ray]').",
 )
 @click.option("--address", help="Ray cluster address (with --executor ray); default: start a local Ray.")
+@nproc_option
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Run seed: the same seed gives the same run."
 )
@@ -451,12 +453,15 @@ def search(
     workers: int,
     executor: str,
     address: str | None,
+    nproc: int,
     seed: int,
     settings: tuple[str, ...],
     out: Path | None,
     **flags: Any,
 ) -> None:
     """Search for a genome with a strategy; keep every candidate in a resumable run directory."""
+    if follow_if_torchrun_rank():  # torchrun's ranks above 0 follow rank 0
+        return
     from genomorph.search.core.driver import RunConfig, strategy_class
     from genomorph.search.runtime.data import check_fits
     from genomorph.search.runtime.run import prepare_setup, start_search
@@ -500,7 +505,8 @@ def search(
         time_limit=time_limit,
     )
     run_dir = out or Path("runs") / f"{strategy}-{data_config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    _run_with_ui(lambda observer: start_search(config, run_dir, observer), run_dir)
+    with data_parallel(nproc, config.train.device, strategy, workers, executor):
+        _run_with_ui(lambda observer: start_search(config, run_dir, observer), run_dir)
 
 
 @click.command(
@@ -510,15 +516,19 @@ Examples:
 """,
 )
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-def resume(run_dir: Path) -> None:
+@nproc_option
+def resume(run_dir: Path, nproc: int = 1) -> None:
     """Continue a search that was stopped or killed; finished candidates are kept, never re-run."""
     from genomorph.search.runtime.run import resume_search
 
     from .train_run import resume_pending_training
 
+    if follow_if_torchrun_rank():  # torchrun's ranks above 0 follow rank 0
+        return
     if resume_pending_training(run_dir):  # a `train --out` killed before its run store existed
         return
-    _run_with_ui(lambda observer: resume_search(run_dir, observer), run_dir)
+    with resume_data_parallel(nproc, run_dir):
+        _run_with_ui(lambda observer: resume_search(run_dir, observer), run_dir)
 
 
 # ============================================================================ report

@@ -14,6 +14,10 @@ The loop validates after every epoch, writes the per-epoch checkpoint (the modul
 every step's optimizer and generators, α so far) and resumes from it after a kill, ending with
 the same numbers. ``Metrics.extra`` gets ``best_val_accuracy``, ``weight_steps``, ``arch_steps``,
 ``peak_rss_mb`` (and ``hypernet_params``); ``artifacts["alphas"]`` is α after every epoch (JSON).
+
+Data-parallel (``genomorph search --nproc N``, `distributed.py`): when a `DataParallel` is current,
+every rank builds the same steps, each loss is the rank's share of the global batch
+(``ctx.extra[PARALLEL].shard_loss``) and the updates sum the ranks' gradients (``reduce``).
 """
 
 from __future__ import annotations
@@ -25,7 +29,14 @@ from typing import Any
 
 import torch
 from genomorph.ir import ConfigError
-from genomorph.search.runtime.darts_steps import ArchUpdate, SGDUpdate, classification_loss, cosine_lr
+from genomorph.search.runtime.darts_steps import (
+    ArchUpdate,
+    LossFn,
+    Reduce,
+    SGDUpdate,
+    classification_loss,
+    cosine_lr,
+)
 from genomorph.search.runtime.data import Dataset, Split
 from genomorph.search.runtime.recipes import ArtifactWriter, Recipe
 from genomorph.search.runtime.steps import Batches, EpochMean, Step, StepState, TrainContext
@@ -35,6 +46,8 @@ from torch import nn
 #: key of the network the steps forward through in ``TrainContext.extra`` (hyperDARTS: the
 #: hypernetwork-driven supernet; DARTS: the lowered module itself)
 NET = "darts_net"
+#: key of the candidate's `data_parallel.DataParallel` in ``TrainContext.extra`` (absent: one process)
+PARALLEL = "data_parallel"
 
 
 def peak_rss_mb() -> float:
@@ -47,6 +60,17 @@ def _net(ctx: TrainContext) -> nn.Module:
     return ctx.extra.get(NET, ctx.module)
 
 
+def _loss(ctx: TrainContext) -> LossFn:
+    loss = classification_loss(_net(ctx))
+    parallel = ctx.extra.get(PARALLEL)
+    return loss if parallel is None else parallel.shard_loss(loss)
+
+
+def _reduce(ctx: TrainContext) -> Reduce | None:
+    parallel = ctx.extra.get(PARALLEL)
+    return None if parallel is None else parallel.sum
+
+
 class DartsWeightStep(Step):
     """SGD on the supernet's weights (not α) from batches of the ``train`` split."""
 
@@ -55,7 +79,9 @@ class DartsWeightStep(Step):
 
     def __init__(self, ctx: TrainContext, opts: DartsRecipeOptions, params: list[nn.Parameter]) -> None:
         self.ctx, self.opts = ctx, opts
-        self.update = SGDUpdate(params, opts.lr, opts.momentum, opts.weight_decay, opts.grad_clip)
+        self.update = SGDUpdate(
+            params, opts.lr, opts.momentum, opts.weight_decay, opts.grad_clip, reduce=_reduce(ctx)
+        )
         self.batches = Batches(ctx.splits["train"], opts.batch_size, ctx.device, ctx.generator("batches"))
         self.losses = EpochMean(ctx.device)
         self.count = 0  # updates so far (state)
@@ -76,7 +102,7 @@ class DartsWeightStep(Step):
 
     def step(self, epoch: int, i: int) -> None:
         x, y = self.batch(i)
-        self.losses.add(self.update.step(classification_loss(_net(self.ctx)), (x, y)), len(y))
+        self.losses.add(self.update.step(_loss(self.ctx), (x, y)), len(y))
         self.count += 1
 
     def end_epoch(self, epoch: int) -> dict[str, float]:
@@ -108,7 +134,12 @@ class ArchitectureStep(Step):
         module: Any = ctx.module
         self.module = module
         self.update = ArchUpdate(
-            module.arch_parameters(), opts.arch_lr, opts.arch_betas, opts.arch_weight_decay, order
+            module.arch_parameters(),
+            opts.arch_lr,
+            opts.arch_betas,
+            opts.arch_weight_decay,
+            order,
+            reduce=_reduce(ctx),
         )
         self.batches = Batches(ctx.splits["arch"], opts.batch_size, ctx.device, ctx.generator("arch-batches"))
         self.losses = EpochMean(ctx.device)
@@ -132,7 +163,7 @@ class ArchitectureStep(Step):
         val = self.batches.batch(i, self.ctx.data)
         # second order: the training batch the weight step uses next, at its current lr and momentum
         train = self.weights.batch(i) if self.update.order == 2 else None
-        loss = self.update.step(classification_loss(_net(self.ctx)), val, train, self.weights.update)
+        loss = self.update.step(_loss(self.ctx), val, train, self.weights.update)
         self.losses.add(loss, len(val[1]))
         self.count += 1
 
@@ -186,11 +217,16 @@ class DartsRecipe(Recipe):
                 "the search-space genome has no mixed ops, so there is nothing to search",
                 hint="give a supernet genome, e.g. genomorph convert --from darts-search",
             )
-        if opts.partial_channels != 1:
-            raise ConfigError("partial_channels (PC-DARTS) is not implemented yet", hint="leave it at 1")
         batch = max(1, min(opts.batch_size, len(ctx.splits["train"]), len(ctx.splits["arch"])))
         # as the official loop, which zips the two loaders: as many steps as the shorter has batches
         ctx.extra["darts_steps"] = min(len(ctx.splits["train"]), len(ctx.splits["arch"])) // batch
+        from genomorph.search.runtime.data_parallel import current
+
+        parallel = current()
+        if parallel is not None:  # the same start on every rank, batch norm on the global batch
+            parallel.check_batch(batch)
+            parallel.prepare(module)
+            ctx.extra[PARALLEL] = parallel
         if opts.method == "hyperdarts":
             from genomorph.search.runtime.hypernet import HypernetStep
 
@@ -199,7 +235,10 @@ class DartsRecipe(Recipe):
         else:
             weights = DartsWeightStep(ctx, opts, list(module.parameters()))
             order = opts.order
-        return [ArchitectureStep(ctx, opts, weights, order), weights]
+        steps: list[Step] = [ArchitectureStep(ctx, opts, weights, order), weights]
+        if parallel is not None:  # what the steps own besides the module (hypernetworks)
+            parallel.broadcast([t for s in steps for t in s.tensors()])
+        return steps
 
     def extra(self, ctx: TrainContext, steps: list[Step], report: Any) -> dict[str, Any]:
         arch, weights = steps[0], steps[1]
@@ -211,10 +250,15 @@ class DartsRecipe(Recipe):
             "weight_steps": weights.count,
             "arch_steps": arch.count,
             "peak_rss_mb": round(peak_rss_mb(), 1),
+            "partial_channels": self.opts.partial_channels,
         }
         size = getattr(weights, "hypernet_size", None)
         if size is not None:
             out["hypernet_params"] = size()
+        parallel = ctx.extra.get(PARALLEL)
+        if parallel is not None:
+            parallel.record_final(ctx.module)
+            out["nproc"] = parallel.size
         return out
 
     def artifacts(
@@ -233,4 +277,12 @@ class HyperDartsRecipe(DartsRecipe):
         super().__init__(options.model_copy(update={"method": "hyperdarts"}))
 
 
-__all__ = ["NET", "ArchitectureStep", "DartsRecipe", "DartsWeightStep", "HyperDartsRecipe", "peak_rss_mb"]
+__all__ = [
+    "NET",
+    "PARALLEL",
+    "ArchitectureStep",
+    "DartsRecipe",
+    "DartsWeightStep",
+    "HyperDartsRecipe",
+    "peak_rss_mb",
+]

@@ -13,6 +13,11 @@
 
 Unlike the official code, the unrolled step never copies the model: w' and w± are written into
 the module's own parameters and w is restored from one saved copy of the weight tensors.
+
+Data-parallel (``reduce``, `data_parallel.DataParallel.sum`): each rank's loss is its share of
+the global batch's, so gradients are summed over the ranks before anything reads them: the
+weight gradient before clipping, α's gradient, and in the unrolled step ∇w L_train (for w'),
+∇w' L_val (for ε and w±) and, once, α's whole hypergradient (linear in the ranks' parts).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from torch import Tensor, nn
 
 Batch = tuple[Tensor, Tensor]
 LossFn = Callable[[Batch], Tensor]
+#: sums tensors over the ranks of a data-parallel search; ``None``: one process
+Reduce = Callable[[Sequence[Tensor]], list[Tensor]]
 
 #: r of the official code: ε = R / ‖∇w' L_val‖
 HESSIAN_R = 0.01
@@ -59,8 +66,10 @@ class SGDUpdate:
         momentum: float,
         weight_decay: float,
         grad_clip: float,
+        reduce: Reduce | None = None,
     ) -> None:
         self.params = list(params)
+        self.reduce = reduce
         self.optimizer = torch.optim.SGD(self.params, lr=lr, momentum=momentum, weight_decay=weight_decay)
         self.grad_clip = grad_clip
 
@@ -76,6 +85,11 @@ class SGDUpdate:
         self.optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(batch)
         loss.backward()
+        if self.reduce is not None:
+            live = [p for p in self.params if p.grad is not None]
+            *summed, loss = self.reduce([*(p.grad for p in live), loss.detach()])  # type: ignore[misc]
+            for p, g in zip(live, summed, strict=True):
+                p.grad = g
         nn.utils.clip_grad_norm_(self.params, self.grad_clip)
         self.optimizer.step()
         return loss.detach()
@@ -107,8 +121,10 @@ class ArchUpdate:
         weight_decay: float,
         order: int = 1,
         hessian_r: float = HESSIAN_R,
+        reduce: Reduce | None = None,
     ) -> None:
         self.alphas = list(alphas)
+        self.reduce = reduce
         self.hessian_r = hessian_r
         self.optimizer = torch.optim.Adam(self.alphas, lr=lr, betas=betas, weight_decay=weight_decay)
         self.order = order
@@ -121,9 +137,13 @@ class ArchUpdate:
         if self.order == 1:
             loss = loss_fn(val)
             grads = torch.autograd.grad(loss, self.alphas)
+            if self.reduce is not None:
+                *grads, loss = self.reduce([*grads, loss.detach()])  # type: ignore[assignment]
         else:
             assert train is not None and weights is not None, "second order needs a training batch"
-            loss, grads = unrolled_arch_grads(loss_fn, self.alphas, weights, train, val, self.hessian_r)
+            loss, grads = unrolled_arch_grads(
+                loss_fn, self.alphas, weights, train, val, self.hessian_r, self.reduce
+            )
         for a, g in zip(self.alphas, grads, strict=True):
             a.grad = g
         self.optimizer.step()
@@ -143,19 +163,24 @@ def unrolled_arch_grads(
     train: Batch,
     val: Batch,
     r: float = HESSIAN_R,
+    reduce: Reduce | None = None,
 ) -> tuple[Tensor, list[Tensor]]:
     """Eq. (17): the validation loss at w' and its approximate hypergradient with respect to α.
 
     ``r`` sets the finite difference's step, ε = r / ‖∇w' L_val‖ (the official code: 0.01).
 
     The module's parameters hold w on entry and on return (bit for bit: restored from a copy).
+    ``reduce`` sums the ranks' parts of a data-parallel step (see the module docstring).
     """
+    total = reduce if reduce is not None else list
     params = weights.params
     group = weights.optimizer.param_groups[0]
     xi, decay = float(group["lr"]), float(group["weight_decay"])
     saved = [p.detach().clone() for p in params]
     # w' = w - ξ (μ·buffer + ∇w L_train + decay·w): one step of the weight optimiser, unclipped
     grads_w = torch.autograd.grad(loss_fn(train), params, allow_unused=True)
+    if reduce is not None:
+        grads_w = _sum_present(reduce, grads_w)
     moments = weights.unrolled_direction()
     with torch.no_grad():
         for p, g, m in zip(params, grads_w, moments, strict=True):
@@ -174,6 +199,7 @@ def unrolled_arch_grads(
             g if g is not None else torch.zeros_like(p)
             for g, p in zip(grads[len(alphas) :], params, strict=True)
         ]
+        v = total(v)  # ε and w± from the global ∇w' L_val: the same on every rank
         norm = torch.sqrt(sum((t * t).sum() for t in v))  # type: ignore[arg-type]
         eps = r / max(float(norm), 1e-12)
         hessian = _finite_difference(loss_fn, alphas, params, saved, v, eps, train)
@@ -181,7 +207,20 @@ def unrolled_arch_grads(
         with torch.no_grad():
             for p, w in zip(params, saved, strict=True):
                 p.copy_(w)
-    return val_loss.detach(), [d - xi * h for d, h in zip(d_alpha, hessian, strict=True)]
+    *hypergrad, loss = total(
+        [*(d - xi * h for d, h in zip(d_alpha, hessian, strict=True)), val_loss.detach()]
+    )
+    return loss, hypergrad
+
+
+def _sum_present(reduce: Reduce, grads: Sequence[Tensor | None]) -> list[Tensor | None]:
+    """``grads`` summed over the ranks, ``None`` (unused on every rank alike) left as it is."""
+    present = [i for i, g in enumerate(grads) if g is not None]
+    summed = reduce([grads[i] for i in present])  # type: ignore[misc]
+    out: list[Tensor | None] = list(grads)
+    for i, g in zip(present, summed, strict=True):
+        out[i] = g
+    return out
 
 
 def _finite_difference(
@@ -206,4 +245,12 @@ def _finite_difference(
     return [(gp - gm) / (2 * eps) for gp, gm in zip(*sides, strict=True)]
 
 
-__all__ = ["HESSIAN_R", "ArchUpdate", "SGDUpdate", "classification_loss", "cosine_lr", "unrolled_arch_grads"]
+__all__ = [
+    "HESSIAN_R",
+    "ArchUpdate",
+    "Reduce",
+    "SGDUpdate",
+    "classification_loss",
+    "cosine_lr",
+    "unrolled_arch_grads",
+]

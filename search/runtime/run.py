@@ -41,13 +41,16 @@ def _spec(config: RunConfig, run_dir: Path) -> WorkerSpec:
 
 
 def _executor(config: RunConfig, run_dir: Path, on_epoch: EpochCallback | None) -> Executor:
-    return make_executor(
+    from genomorph.search.runtime.distributed import wrap_executor
+
+    executor = make_executor(
         config.executor,
         _spec(config, run_dir),
         workers=config.workers,
         address=config.address,
         on_epoch=on_epoch,
     )
+    return wrap_executor(executor)  # rank 0 of a data-parallel search (--nproc, torchrun)
 
 
 def prepare_setup(data: DataConfig, *, seed: int = 0, **fields: Any) -> SearchSetup:
