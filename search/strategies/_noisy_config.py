@@ -8,6 +8,7 @@ from genomorph.search.core.protocol import JSON, DatasetInfo, SearchSetup
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._noisy_meta import LayerRule, NoisyMeta
+from ._noisy_save import Derivation
 
 #: defaults by the kind of input, not the dataset's name: vectors (toy sets, tables) get a small
 #: MLP H-ResNet and many cheap iterations, images a conv stem and fewer (docs/strategies.md)
@@ -105,7 +106,8 @@ class Iteration(BaseModel):
 
     iteration: int
     candidate: int
-    """The ``save`` candidate holding the rewritten network and its weights."""
+    """The candidate whose measurements are this iteration's: the ``shrink`` candidate when the
+    save was folded into it (``derived`` set), else the ``save`` candidate."""
     params: int
     depth: int
     units: list[int]
@@ -127,6 +129,9 @@ class Iteration(BaseModel):
     meta: dict[str, JSON]
     genome: str
     checkpoint: str | None = None
+    """The weights of ``genome`` (None for a folded save: see ``derived``)."""
+    derived: Derivation | None = None
+    """A folded save: how ``genome``'s weights are rebuilt from the shrink candidate's (`_noisy_save`)."""
 
 
 __all__ = [

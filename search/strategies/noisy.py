@@ -12,13 +12,17 @@ One network, whose weights are kept throughout, goes through iterations of
              ``noisy-decay``), then they are removed
     layers:  a residual layer left with ≤ 1 unit is removed (``hres-shrink``); one with linear inner
              layers and H > (I·O²)^(1/3) nests them (``hres-grow``)
-    save:    the rewritten network, its weights, metrics and meta-parameters (an evaluation
-             without training: ``role = "save"``)
+    save:    the rewritten network, its weights, metrics and meta-parameters
 
-Each phase is one candidate of the run (``role`` = ``train``, ``shrink``, ``save``), so the store
-holds every iteration and a killed run resumes where it stopped. The answer is the saved
-network with the best validation score (ties: the better training fit, then fewer parameters),
-evaluated on the test split and written as a readable nested-``hres`` genome.
+The train and shrink phases are candidates of the run (``role`` = ``train``, ``shrink``), so the
+store holds every iteration and a killed run resumes where it stopped. The save is folded into
+the shrink candidate when the rewrite provably keeps the fine-tuned network's function (the
+removed units' outgoing weights decayed to exactly zero, removed residuals output zero, nesting
+starts at zero: `_noisy_save`): its measurements are then the iteration's, and the saved weights
+are rebuilt from its checkpoint by replaying the rewrite. Otherwise (and when nothing was
+pruned) the rewritten network is evaluated without training as a ``save`` candidate. The answer
+is the saved network with the best validation score (ties: the better training fit, then fewer
+parameters), evaluated on the test split and written as a readable nested-``hres`` genome.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from pydantic import Field
 from . import _noisy_rules as rules
 from ._noisy_config import DEFAULTS, Iteration, NoisyConfig, kind_of, start_genome
 from ._noisy_meta import NoisyMeta, reload
+from ._noisy_save import Derivation, PruneMove, Saved, replay, rewrite
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +70,14 @@ VALIDATE_EVERY = 0
 
 class NoisyState(StrategyState):
     phase: str = "grow"
-    """grow -> train-wait -> shrink -> shrink-wait -> save -> save-wait -> (grow | final) -> final-wait -> done"""
+    """grow -> train-wait -> shrink -> shrink-wait -> save [-> save-wait] -> (grow | final) -> final-wait -> done"""
     iteration: int = 0
     genome: str = ""
     """The current (last saved) network."""
     checkpoint: str | None = None
-    """Its weights (None: fresh initialisation)."""
+    """Its weights (None: fresh initialisation, or rebuilt from `derived`)."""
+    derived: Derivation | None = None
+    """A folded save: how the current network's weights are rebuilt (`_noisy_save.replay`)."""
     meta: NoisyMeta = NoisyMeta()
     """The last good meta-parameters."""
     meta_text: str | None = None
@@ -105,6 +112,7 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
         self.start = start_genome(setup, config.hidden or table["hidden"])
         self.classification = setup.dataset.task == "classification"
         self._weights: tuple[str, Weights] | None = None  # weights cache (not state)
+        self._derived: tuple[str, Saved] | None = None  # the last folded save, rebuilt (not state)
 
     def initial_state(self) -> NoisyState:
         return NoisyState(genome=self.start, meta=self.base, rng=seeded([self.setup.seed, 0x0E15E]))
@@ -138,7 +146,16 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
         self.state.meta = meta
 
     # ------------------------------------------------------------------ phases
-    def _load(self, ctx: SearchContext, checkpoint: str | None) -> Weights | None:
+    def _load(
+        self, ctx: SearchContext, checkpoint: str | None, derived: Derivation | None = None
+    ) -> Weights | None:
+        """Weights of a checkpoint, or of a folded save (rebuilt from its shrink checkpoint)."""
+        if derived is not None:
+            if self._derived is None or self._derived[0] != derived.key():
+                source = self._load(ctx, derived.checkpoint)
+                assert source is not None
+                self._derived = (derived.key(), replay(derived, source))
+            return self._derived[1].weights
         if checkpoint is None:
             return None
         if self._weights is None or self._weights[0] != checkpoint:
@@ -150,12 +167,14 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
         self._read_meta(ctx)
         meta = self.state.meta
         graph = _parse(self.state.genome)
-        weights = self._load(ctx, self.state.checkpoint)
-        records: list[Any] = []
+        weights = self._load(ctx, self.state.checkpoint, self.state.derived)
+        # a folded save's rewrite reaches the store with the next candidate's request
+        records: list[Any] = list(self.state.pending.pop("save_records", []))  # type: ignore[arg-type]
         if not rules.groups(graph) and total_of(meta, graph) > 0:
             # a network without hidden layers (paper 000 may start from one linear layer): its
             # linear connection first becomes an H-ResNet layer whose hidden units then grow
-            graph, weights, records = rules.open_residual(graph, weights, self.state.rng)
+            graph, weights, opened = rules.open_residual(graph, weights, self.state.rng)
+            records += opened
         found = list(rules.groups(graph))
         averages = {g: rules.moving_average(self.state.deltas, g, meta.average_window) for g in found}
         counts = rules.place_growth(
@@ -204,6 +223,8 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
         if not fade:
             return None
         steps_per_epoch = max(1, math.ceil(self.setup.dataset.train_size / 64))
+        outgoing = rules.outgoing_columns(graph, weights, fade)
+        self.state.pending["outgoing"] = outgoing  # type: ignore[assignment]
         request = EvalRequest(
             genome=str(self.state.pending["genome"]),
             budget=Budget(
@@ -215,58 +236,65 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
             parent=int(self.state.pending["train_id"]),  # type: ignore[arg-type]
             init_checkpoint=trained,
             recipe=DECAY_RECIPE,
-            recipe_options={
-                "outgoing": rules.outgoing_columns(graph, weights, fade),
-                "decay_steps": meta.decay_steps,
-                # the save candidate measures the pruned network on the training split: the
-                # iteration's numbers; this one's would be read by nobody (65 ms on digits)
-                "measure_train": False,
-            },
+            # the recipe measures the final weights on the training split: with the save folded
+            # into this candidate (the usual case) these are the iteration's numbers
+            recipe_options={"outgoing": outgoing, "decay_steps": meta.decay_steps},
             meta={"role": "shrink", "iteration": self.state.iteration},
         )
         return Proposal(request)
 
-    def _save(self, ctx: SearchContext) -> Proposal:
-        """Remove the faded units and small layers, nest large ones; evaluate the result untrained."""
-        from genomorph.ir.rewrites import prune_neurons
-
-        meta = NoisyMeta.model_validate(self.state.pending["meta"])
-        graph = _parse(str(self.state.pending["genome"]))
-        weights = self._load(ctx, str(self.state.pending["tuned"]))
+    def _save(self, ctx: SearchContext) -> Proposal | None:
+        """Remove the faded units and small layers, nest large ones. When that provably keeps the
+        fine-tuned network's function the iteration is recorded from the shrink candidate's
+        measurements (None: folded); otherwise the result is evaluated untrained (``save``)."""
+        pending = self.state.pending
+        meta = NoisyMeta.model_validate(pending["meta"])
+        genome, tuned = str(pending["genome"]), str(pending["tuned"])
+        weights = self._load(ctx, tuned)
         assert weights is not None
-        moves = [
-            prune_neurons.Move(p["node"], p["count"], None, tuple(p["remove"]))
-            for p in self.state.pending["prune"]
-        ]  # type: ignore[index]
-        graph, weights, pruned = rules.prune(graph, weights, moves, self.state.rng)
-        before = len(rules.residual_groups(graph))
-        graph, weights, removed = rules.remove_layers(graph, weights, meta.remove_layer_at, self.state.rng)
-        graph, weights, nested = rules.nest_layers(graph, weights, meta.layer_rule, self.state.rng)
-        text, weights, mapping = _canonical(graph, weights)
+        prune = [PruneMove(node=p["node"], remove=p["remove"]) for p in pending["prune"]]  # type: ignore[index,union-attr]
+        seed = int(self.state.rng.integers(2**63 - 1))
+        # only a shrink candidate's weights had outgoing weights decayed to zero
+        outgoing = pending.get("outgoing") if "tuned_scores" in pending else None
+        saved = rewrite(_parse(genome), weights, prune, meta.remove_layer_at, meta.layer_rule, seed, outgoing)  # type: ignore[arg-type]
         # ΔN_i = P_i - M_i of every group that still exists, under its new id
-        delta: dict[str, int] = {str(k): int(v) for k, v in self.state.pending["added"].items()}  # type: ignore[union-attr]
-        for m in moves:
-            delta[str(m.node)] = delta.get(str(m.node), 0) - len(m.remove or ())
-        self.state.deltas = [_rekey(d, mapping) for d in self.state.deltas] + [_rekey(delta, mapping)]
-        records = [rules.record_json(r) for r in pruned + removed + nested]
-        self.state.pending.update(
+        delta: dict[str, int] = {str(k): int(v) for k, v in pending["added"].items()}  # type: ignore[union-attr]
+        for p in prune:
+            delta[str(p.node)] = delta.get(str(p.node), 0) - len(p.remove)
+        self.state.deltas = [_rekey(d, saved.mapping) for d in self.state.deltas] + [
+            _rekey(delta, saved.mapping)
+        ]
+        pending.update(
             {
-                "layers_removed": len(removed),
-                "layers_added": len(nested) // 2,
-                "removed": sum(len(m.remove or ()) for m in moves),
-                "layers_before": before,
+                "layers_removed": saved.layers_removed,
+                "layers_added": saved.layers_added,
+                "removed": saved.removed,
+                "layers_before": saved.layers_before,
             }
         )
+        if saved.exact:
+            derived = Derivation(
+                genome=genome,
+                checkpoint=tuned,
+                prune=prune,
+                seed=seed,
+                remove_layer_at=meta.remove_layer_at,
+                layer_rule=meta.layer_rule,
+            )
+            self._derived = (derived.key(), saved)
+            scores = dict(pending["tuned_scores"])  # type: ignore[arg-type]
+            self._record(int(pending["tuned_id"]), saved.genome, None, derived, scores)  # type: ignore[arg-type]
+            self.state.pending = {"save_records": saved.records}
+            return None
         request = EvalRequest(
-            genome=text,
+            genome=saved.genome,
             budget=Budget(epochs=0),
-            parent=int(self.state.pending.get("tuned_id", self.state.pending["train_id"])),  # type: ignore[arg-type]
-            rewrites=tuple(records),
+            parent=int(pending.get("tuned_id", pending["train_id"])),  # type: ignore[arg-type]
+            rewrites=tuple(saved.records),
             recipe=DECAY_RECIPE,
             meta={"role": "save", "iteration": self.state.iteration},
         )
-        self.state.pending["saved_genome"] = text
-        return Proposal(request, weights=weights)
+        return Proposal(request, weights=saved.weights)
 
     def _final(self, ctx: SearchContext) -> Proposal | None:
         """Evaluate the best saved network on the test split, written as a readable H-ResNet genome."""
@@ -284,10 +312,10 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
             recipe=DECAY_RECIPE,
             meta={"role": "final", "iteration": best.iteration},
         )
-        weights = self._load(ctx, best.checkpoint)
+        weights = self._load(ctx, best.checkpoint, best.derived)
         nested = readable_with_weights(_parse(best.genome), weights)
         if nested is None:  # not a plain H-ResNet chain: keep the canonical text
-            return Proposal(request)
+            return Proposal(request) if best.derived is None else Proposal(request, weights=weights)
         text, weights = nested
         return Proposal(request.model_copy(update={"genome": text, "init_checkpoint": None}), weights=weights)
 
@@ -309,7 +337,11 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
             self.state.phase = "save"
         if self.state.phase == "save":
             self.state.phase = "save-wait"
-            return [self._save(ctx)]
+            saved = self._save(ctx)
+            if saved is not None:
+                return [saved]
+            # folded into the shrink candidate: the next iteration (or the answer) right away
+            return self.propose(ctx)
         if self.state.phase == "final":
             proposal = self._final(ctx)
             self.state.phase = "final-wait" if proposal is not None else "done"
@@ -340,7 +372,12 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
             self.state.phase = "shrink"
         elif role == "shrink":
             self.state.pending.update(
-                {"tuned": result.checkpoint, "tuned_id": result.id, "tune_epochs": result.metrics.epochs}
+                {
+                    "tuned": result.checkpoint,
+                    "tuned_id": result.id,
+                    "tune_epochs": result.metrics.epochs,
+                    "tuned_scores": self._scores(result.metrics),
+                }
             )
             self.state.phase = "save"
         elif role == "save":
@@ -359,48 +396,64 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
         self.state.iteration += 1
         self.state.phase = "final" if self.state.failures >= MAX_FAILURES else "grow"
 
-    def _saved(self, result: EvalResult) -> None:
+    def _scores(self, m: Any) -> dict[str, JSON]:
+        """What an iteration reports of a candidate's metrics."""
+        return {
+            "objective": m.objective,
+            # the recipe measures the final weights on the training split (not a running mean)
+            "train_accuracy": m.extra.get("train_accuracy_eval", m.train_accuracy)
+            if self.classification
+            else None,
+            "val_accuracy": m.val_accuracy,
+            "train_r2": m.extra.get("train_r2"),
+            "val_r2": m.val_r2,
+        }
 
-        m = result.metrics
-        assert m is not None
-        graph = _parse(result.request.genome)
+    def _saved(self, result: EvalResult) -> None:
+        assert result.metrics is not None
+        self._record(result.id, result.request.genome, result.checkpoint, None, self._scores(result.metrics))
+
+    def _record(
+        self,
+        candidate: int,
+        genome: str,
+        checkpoint: str | None,
+        derived: Derivation | None,
+        scores: dict[str, JSON],
+    ) -> None:
+        """The iteration is done: record it; its network becomes the current one."""
+        pending = self.state.pending
+        graph = _parse(genome)
         stats = graph.stats()
-        epochs = int(self.state.pending.get("train_epochs", 0)) + int(
-            self.state.pending.get("tune_epochs", 0)
-        )  # type: ignore[arg-type]
+        epochs = int(pending.get("train_epochs", 0)) + int(pending.get("tune_epochs", 0))  # type: ignore[arg-type]
         self.state.total_epochs += epochs
         record = Iteration(
             iteration=self.state.iteration,
-            candidate=result.id,
+            candidate=candidate,
             params=stats.params,
             depth=stats.depth,
             units=list(rules.units(graph).values()),
             layers=len(rules.residual_groups(graph)),
-            objective=m.objective,
-            # the recipe measures the final weights on the training split (not a running mean)
-            train_accuracy=m.extra.get("train_accuracy_eval", m.train_accuracy)
-            if self.classification
-            else None,
-            val_accuracy=m.val_accuracy,
-            train_r2=m.extra.get("train_r2"),
-            val_r2=m.val_r2,
+            **scores,  # type: ignore[arg-type]
             epochs=epochs,
             total_epochs=self.state.total_epochs,
-            stopped_early=bool(self.state.pending.get("stopped_early", False)),
-            added=sum(int(v) for v in self.state.pending["added"].values()),  # type: ignore[union-attr]
-            removed=int(self.state.pending.get("removed", 0)),  # type: ignore[arg-type]
-            layers_added=int(self.state.pending.get("layers_added", 0)),  # type: ignore[arg-type]
-            layers_removed=int(self.state.pending.get("layers_removed", 0)),  # type: ignore[arg-type]
-            meta=dict(self.state.pending["meta"]),  # type: ignore[arg-type]
-            genome=result.request.genome,
-            checkpoint=result.checkpoint,
+            stopped_early=bool(pending.get("stopped_early", False)),
+            added=sum(int(v) for v in pending["added"].values()),  # type: ignore[union-attr]
+            removed=int(pending.get("removed", 0)),  # type: ignore[arg-type]
+            layers_added=int(pending.get("layers_added", 0)),  # type: ignore[arg-type]
+            layers_removed=int(pending.get("layers_removed", 0)),  # type: ignore[arg-type]
+            meta=dict(pending["meta"]),  # type: ignore[arg-type]
+            genome=genome,
+            checkpoint=checkpoint,
+            derived=derived,
         )
         self.state.records.append(record)
         log.info(
-            "iteration %d: %d params, depth %d, units %s, score %.4f",
+            "iteration %d: %d params, depth %d, units %s, score %.4f%s",
             self.state.iteration, record.params, record.depth, record.units, record.objective,
+            " (save folded into the shrink candidate)" if derived is not None else "",
         )  # fmt: skip
-        self.state.genome, self.state.checkpoint = result.request.genome, result.checkpoint
+        self.state.genome, self.state.checkpoint, self.state.derived = genome, checkpoint, derived
         self.state.pending, self.state.failures = {}, 0
         self.state.iteration += 1
         self.state.phase = "grow"
@@ -420,7 +473,8 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
     def summary(self) -> dict[str, JSON]:
         """``summary.json`` extras: the answer's training score and every iteration."""
         best = self.best()
-        rows = [r.model_dump(mode="json", exclude={"genome"}) for r in self.state.records]
+        # the genome texts are in best.genome and the store; a folded save's derivation repeats one
+        rows = [r.model_dump(mode="json", exclude={"genome", "derived"}) for r in self.state.records]
         out: dict[str, JSON] = {
             "train_accuracy": best.train_accuracy if best else None,
             "train_r2": best.train_r2 if best else None,
@@ -432,7 +486,8 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
         return out
 
     def planned(self) -> int:
-        return 3 * self.iterations + 1
+        # train and shrink per iteration (the save is folded into the shrink as a rule), the answer
+        return 2 * self.iterations + 1
 
     def done(self) -> bool:
         return self.state.phase == "done"

@@ -50,7 +50,9 @@ def _roles(store: RunStore) -> list[str]:
 def test_spirals_iterations_are_stored_and_reported(tmp_path: Path) -> None:
     store = _run(tmp_path / "run", {**SMALL, "iterations": 3})
     roles = _roles(store)
-    assert roles.count("train") == 3 and roles.count("save") == 3 and roles[-1] == "final"
+    # the save is folded into the shrink candidate: its network keeps the shrink's function
+    assert roles.count("train") == 3 and roles.count("shrink") == 3 and roles[-1] == "final", roles
+    assert roles.count("save") == 0 and len(roles) == 7, roles
     candidates = store.candidates()
     assert all(c.status == "finished" for c in candidates)
     # one network throughout: every train candidate after the first starts from saved weights
@@ -82,14 +84,14 @@ def test_spirals_iterations_are_stored_and_reported(tmp_path: Path) -> None:
 
 
 class _Steer(_Silent):
-    """Edits the meta-parameter file when an iteration's network is saved (before the next is read)."""
+    """Edits the meta-parameter file when an iteration's last candidate finishes (before the next is read)."""
 
     def __init__(self, path: Path, edits: dict[int, str]) -> None:
         self.path, self.edits = path, edits
 
     def finished(self, result: Any) -> None:
         meta = result.request.meta
-        if meta.get("role") == "save" and meta["iteration"] in self.edits:
+        if meta.get("role") in ("shrink", "save") and meta["iteration"] in self.edits:
             self.path.write_text(self.edits[meta["iteration"]])
 
 
