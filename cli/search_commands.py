@@ -132,6 +132,12 @@ def trainer_options(func: F) -> F:
                 "--cutout", type=click.IntRange(min=0), help="Cutout square side in pixels; 0 = off."
             ),
             click.option(
+                "--drop-path",
+                type=click.FloatRange(0, 1, max_open=True),
+                help="Rate of the genome's stochastic_depth ops; DARTS evaluation networks carry drop-path "
+                "rising linearly to it over the epochs (0 = off).  [default: the genome's]",
+            ),
+            click.option(
                 "--label-smoothing", type=click.FloatRange(0, 1, max_open=True), help="Label smoothing."
             ),
             click.option(
@@ -162,6 +168,7 @@ _TRAINER_FLAGS = (
     "restart_mult",
     "mixup_alpha",
     "cutout",
+    "drop_path",
     "label_smoothing",
     "grad_clip",
     "device",
@@ -244,6 +251,15 @@ def train(source: Source, seed: int, final: bool, out: Path | None, epochs: int 
 
     graph = load_graph(source)
     train_config = _train_config(flags, epochs)
+    droppable = any(graph.kind(n) == "stochastic_depth" for n in graph.order())
+    if train_config.drop_path is not None and not droppable:
+        from genomorph.ir import ConfigError
+
+        raise ConfigError(
+            "--drop-path sets the rate of the genome's stochastic_depth ops, and this genome has none",
+            hint="DARTS evaluation networks carry them (genomorph convert --from darts --drop-path P, or the "
+            "best.genome of a darts search); elsewhere write stochastic_depth(p, schedule=linear) where paths drop",
+        )
     budget = Budget(epochs=train_config.epochs, train_on="train+val" if final else "train", test=True)
     pending = None
     if out is not None and not (out / "run.db").exists():  # recorded before torch loads: a kill

@@ -41,6 +41,7 @@ def _is_reduction(graph: Graph, cell: CellNodes, shapes: dict[NodeId, Shape]) ->
 
 
 def _match(ops: tuple[OpBase, ...], c: int, stride: int) -> str | None:
+    ops = tuple(op for op in ops if op.kind != "stochastic_depth")  # type: ignore[attr-defined]  # drop-path
     for name, build in OPS.items():
         for affine in (True, False):
             if strip_identity(build(c, stride, affine)) == ops:

@@ -23,7 +23,10 @@ cell ``i`` the inputs ``c{i}_s0``, ``c{i}_s1`` (after preprocessing), the nodes 
 
 Differences that do not change the function, kept on purpose:
 
-- drop-path (``drop_path_prob``) is a training-time regulariser of the trainer, not an op;
+- drop-path (``drop_path_prob``): with ``drop_path=P`` every edge's op except the identity is
+  followed by ``stochastic_depth(P, schedule=linear)`` (per sample, as DARTS' ``drop_path``),
+  whose rate the trainer raises from 0 towards P over the epochs (``search/runtime/drop_path.py``);
+  it is the identity in eval mode, so the function and the parameter count are unchanged;
 - the auxiliary head's in-place ReLU rewrites the cell output it reads in the reference code;
   the next cells start with ReLU, so nothing downstream changes and the IR keeps it pure;
 - values that never reach the output (an input no edge reads, a node neither read nor
@@ -50,6 +53,7 @@ from genomorph.ir.ops import (
     Linear,
     Mixed,
     Relu,
+    StochasticDepth,
 )
 
 from ._cells import chain, check_image_shape, check_positive, prune_dead
@@ -69,6 +73,8 @@ __all__ = [
 
 STEM_MULTIPLIER = 3
 AUX_WEIGHT = 0.4
+#: DARTS' ``--drop_path_prob`` for its CIFAR evaluation network (paper 003 §4.8.2)
+DROP_PATH = 0.2
 
 
 def _reductions(cells: int) -> frozenset[int]:
@@ -103,6 +109,7 @@ def _eval_cell(
     c: int,
     reduction: bool,
     reduction_prev: bool,
+    drop_path: float = 0.0,
 ) -> NodeId:
     edges = genotype.reduce if reduction else genotype.normal
     concat = genotype.reduce_concat if reduction else genotype.normal_concat
@@ -111,7 +118,10 @@ def _eval_cell(
         ends = []
         for op, j in edges[2 * step : 2 * step + 2]:
             stride = 2 if reduction and j < 2 else 1
-            ends.append(chain(graph, states[j], OPS[op](c, stride, True)))
+            ops = OPS[op](c, stride, True)
+            if drop_path > 0 and not (op == "skip_connect" and stride == 1):  # DARTS: all but Identity
+                ops = (*ops, StochasticDepth(p=drop_path, schedule="linear"))
+            ends.append(chain(graph, states[j], ops))
         states.append(graph.add(Add(), ends, name=f"c{i}_n{step + 2}"))
     return _cell_output(graph, i, states, concat)
 
@@ -153,14 +163,19 @@ def genotype_to_graph(
     auxiliary: bool = False,
     input_shape: Sequence[int] = (3, 32, 32),
     aux_weight: float = AUX_WEIGHT,
+    drop_path: float = 0.0,
 ) -> Graph:
     """The DARTS evaluation network ``NetworkCIFAR(channels, classes, cells, auxiliary, genotype)``.
+
+    ``drop_path`` > 0 puts drop-path with that final rate on every edge but the identity.
 
     ``text`` is DARTS ``Genotype(...)`` text (or a parsed :class:`Genotype`). Raises
     GenomeSyntaxError / GenomeSemanticError with the position of the problem on bad text.
     """
     genotype = text if isinstance(text, Genotype) else parse_genotype(text)
     check_positive(channels=channels, cells=cells, classes=classes)
+    if not 0.0 <= drop_path < 1.0:
+        raise GenomeSemanticError(f"the drop-path rate must be in [0, 1), got {drop_path}")
     shape = check_image_shape(input_shape, 4)
     graph = Graph()
     graph.source_name = "<darts>"
@@ -170,7 +185,7 @@ def genotype_to_graph(
     for i in range(cells):
         reduction = i in _reductions(cells)
         c *= 2 if reduction else 1
-        out = _eval_cell(graph, i, genotype, (s0, s1), c, reduction, reduction_prev)
+        out = _eval_cell(graph, i, genotype, (s0, s1), c, reduction, reduction_prev, drop_path)
         s0, s1, reduction_prev = s1, out, reduction
         if i == 2 * cells // 3:
             aux_from = out

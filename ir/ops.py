@@ -40,6 +40,7 @@ Op semantics (input -> output):
 - ``adaptive_avgpool(size)``: average pooling to ``size`` (``k`` or ``KxL``), ``(C, H, W) -> (C, k, l)``.
 - ``stochastic_depth(p, mode)``: training only: drops the input per sample (``row``) or per batch
   with probability ``p`` and scales the rest by ``1/(1-p)``; the identity in eval mode.
+  ``schedule=linear`` (DARTS' drop-path) makes the trainer raise the rate linearly from 0 to ``p``.
 - conv and pool ``kernel``, ``stride`` and ``padding`` take ``k`` or rectangular ``KxL``
   (height x width); pools also take ``ceil_mode`` (torch's rounding up of the output size).
 
@@ -931,6 +932,9 @@ class StochasticDepth(OpBase):
     )  # fmt: skip
     p: float = 0.2
     mode: Literal["row", "batch"] = "row"
+    schedule: Literal["constant", "linear"] = "constant"
+    """``linear``: DARTS' drop-path, the rate rising from 0 in the first epoch to ``p`` (the
+    trainer sets the epoch's rate, `search/runtime/drop_path.py`); ``constant``: ``p`` throughout."""
     positional: ClassVar[tuple[str, ...]] = ("p",)
 
     @field_validator("p")

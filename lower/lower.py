@@ -117,7 +117,7 @@ MODULES: dict[type[OpBase], ModuleFactory] = {
     ops.Dropout: lambda op, ins: nn.Dropout(op.p),
     ops.FactorizedReduce: lambda op, ins: FactorizedReduce(ins[0][0], op.channels, op.affine),
     ops.Convex: lambda op, ins: Convex(op.init),
-    ops.StochasticDepth: lambda op, ins: StochasticDepth(op.p, op.mode),
+    ops.StochasticDepth: lambda op, ins: StochasticDepth(op.p, op.mode, op.schedule),
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -73,15 +73,24 @@ class StochasticDepth(nn.Module):
     exported model needs nothing else.
     """
 
-    def __init__(self, p: float, mode: str) -> None:
+    def __init__(self, p: float, mode: str, schedule: str = "constant") -> None:
         super().__init__()
         self.p = p
         self.mode = mode
+        self.schedule = schedule
+        #: ``schedule="linear"``: the rate is ``p * progress``; the trainer sets ``progress`` (the
+        #: fraction of the training done) at every epoch start. 1.0 outside a genomorph training.
+        self.progress = 1.0
+
+    @property
+    def rate(self) -> float:
+        return self.p * self.progress if self.schedule == "linear" else self.p
 
     def forward(self, x: Tensor) -> Tensor:
-        if not self.training or self.p == 0.0:
+        rate = self.rate
+        if not self.training or rate == 0.0:
             return x
-        keep = 1.0 - self.p
+        keep = 1.0 - rate
         shape = [x.shape[0]] + [1] * (x.ndim - 1) if self.mode == "row" else [1] * x.ndim
         noise = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(keep)
         return x * noise.div_(keep)

@@ -131,7 +131,9 @@ def _dropout(w: _Writer, nid: NodeId, op: Any, xs: list[str]) -> str:
 
 
 def _stochastic_depth(w: _Writer, nid: NodeId, op: Any, xs: list[str]) -> str:
-    return f"{w.module(nid, f'{w.helper(modules.StochasticDepth)}({op.p!r}, {op.mode!r})')}({xs[0]})"
+    schedule = f", {op.schedule!r}" if op.schedule != "constant" else ""
+    helper = w.helper(modules.StochasticDepth)
+    return f"{w.module(nid, f'{helper}({op.p!r}, {op.mode!r}{schedule})')}({xs[0]})"
 
 
 def _relu(w: _Writer, nid: NodeId, op: Any, xs: list[str]) -> str:

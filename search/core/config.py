@@ -68,6 +68,9 @@ class TrainConfig(BaseModel):
     """Beta(α, α) mixing of sample pairs; 0 turns mixup off (classification only)."""
     cutout: int = Field(default=0, ge=0)
     """Side of the square zeroed at a random place in every training image; 0 turns it off."""
+    drop_path: float | None = Field(default=None, ge=0, lt=1)
+    """The rate of every ``stochastic_depth`` op of the genome (DARTS evaluation networks carry one
+    after each edge's op, ``schedule=linear``: rising from 0 towards it); ``None``: the genome's."""
     label_smoothing: float = Field(default=0.0, ge=0, lt=1)
     grad_clip: float | None = Field(default=5.0, gt=0)
     device: Literal["cpu", "cuda", "auto"] = "cpu"

@@ -138,9 +138,15 @@ def register(cls: type[Recipe]) -> type[Recipe]:
 
 @register
 class Standard(Recipe):
-    """The ordinary training: one `WeightStep` (SGD/Adam, schedule, mixup, cutout, aux losses)."""
+    """The ordinary training: one `WeightStep` (SGD/Adam, schedule, mixup, cutout, aux losses),
+    and the drop-path schedule when the network has stochastic depth to schedule (`drop_path`)."""
 
     name = "standard"
+
+    def steps(self, ctx: TrainContext) -> list[Step]:
+        from genomorph.search.runtime.drop_path import drop_path_steps
+
+        return [WeightStep(ctx), *drop_path_steps(ctx)]
 
 
 def _load(path: str) -> type[Recipe]:

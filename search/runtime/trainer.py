@@ -70,7 +70,8 @@ def train(
 ) -> TrainReport:
     """Train ``module`` in place for ``config.epochs`` epochs on ``train_split`` (default: train).
 
-    The standard recipe (one `WeightStep`) run by the loop, without epoch checkpoints.
+    The standard recipe (one `WeightStep`, and the drop-path schedule of a network with stochastic
+    depth) run by the loop, without epoch checkpoints.
     """
     device = device or resolve_device(config.device)
     ctx = TrainContext(
@@ -83,7 +84,9 @@ def train(
         aux_weights=tuple(aux_weights),
         train_only=tuple(train_only) if train_only is not None else None,
     )
-    return run_epochs(ctx, [WeightStep(ctx)], on_epoch=on_epoch)
+    from genomorph.search.runtime.drop_path import drop_path_steps
+
+    return run_epochs(ctx, [WeightStep(ctx), *drop_path_steps(ctx)], on_epoch=on_epoch)
 
 
 def merge_splits(a: Split, b: Split) -> Split:
