@@ -33,7 +33,8 @@ def parsed(text: str, source_name: str = "<genome>") -> Graph:
     from genomorph.ir import GenomorphError
 
     try:
-        graph = _parse(text)
+        remembered = _REMEMBERED.get(text)
+        graph = remembered if remembered is not None else _parse(text)
     except GenomorphError:
         from genomorph.grammar import parse
 
@@ -46,4 +47,17 @@ def parsed(text: str, source_name: str = "<genome>") -> Graph:
     return copy
 
 
-__all__ = ["CACHED_GENOMES", "parsed"]
+_REMEMBERED: dict[str, Graph] = {}
+
+
+def remember(text: str, graph: Graph) -> None:
+    """Seed the cache with the graph ``parse(text)`` gives, known without parsing: a strategy that
+    printed ``text`` from ``graph.relabeled()`` (``protocol.canonical``) has it already, and the
+    in-process worker then reads the candidate without parsing it (the last `CACHED_GENOMES`)."""
+    _REMEMBERED.pop(text, None)
+    while len(_REMEMBERED) >= CACHED_GENOMES:  # the oldest goes (dicts keep insertion order)
+        del _REMEMBERED[next(iter(_REMEMBERED))]
+    _REMEMBERED[text] = graph
+
+
+__all__ = ["CACHED_GENOMES", "parsed", "remember"]

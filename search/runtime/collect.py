@@ -26,15 +26,22 @@ LATENCY_REPEATS = 30
 
 
 def collect_importance(
-    graph: Graph, weights: Weights, data: Dataset, split: Split, files: ArtifactWriter
+    graph: Graph,
+    weights: Weights,
+    data: Dataset,
+    split: Split,
+    files: ArtifactWriter,
+    module: torch.fx.GraphModule | None = None,
 ) -> str:
-    """Measure A and B on ``split`` and write them; returns the artifact's relative path."""
+    """Measure A and B on ``split`` and write them; returns the artifact's relative path.
+
+    ``module``: ``graph`` already lowered with ``weights`` (the trained one: not lowered again)."""
     # imported here: the rewrites it needs cost every worker start, and few requests collect this
     from genomorph.search.runtime.importance import stats_arrays, unit_statistics
 
     n = min(len(split), IMPORTANCE_SAMPLES)
     x = data.normalise(split.x[:n])
-    stats = unit_statistics(graph, weights, x, split.y[:n], task=data.info.task)
+    stats = unit_statistics(graph, weights, x, split.y[:n], task=data.info.task, module=module)
     return files.write_bytes("importance", ".npz", write_importance(stats_arrays(stats), n))
 
 

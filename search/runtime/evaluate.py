@@ -199,7 +199,8 @@ def evaluate_job(spec: WorkerSpec, job: Job, on_epoch: EpochCallback | None = No
         if "latency" in request.collect:
             extra["latency_ms"] = measure_latency_ms(module, data)
         if "importance" in request.collect:
-            artifacts["importance"] = collect_importance(graph, trained, data, split, files)
+            # the trained module itself (in eval mode, gradients cleared after): no second lowering
+            artifacts["importance"] = collect_importance(graph, trained, data, split, files, module)
         metrics = _metrics(data.info.task, val, test, report, stats.params, stats.macs, final, extra)
         bad = [k for k, v in metrics.model_dump().items() if isinstance(v, float) and not math.isfinite(v)]
         if bad:

@@ -111,15 +111,22 @@ def unit_statistics(
     task: Task = "classification",
     layers: Sequence[NodeId] | None = None,
     batch_size: int = 256,
+    module: fx.GraphModule | None = None,
 ) -> dict[NodeId, UnitStats]:
     """A and B of paper 000 for every unit of ``layers`` (default: every prunable layer).
 
     The network runs in eval mode (batch-norm statistics fixed, no dropout); gradients are of
-    the summed task loss on ``(x, y)``.
+    the summed task loss on ``(x, y)``. ``module``: the network already lowered with ``weights``
+    (the worker's trained module: not lowered again; its gradients are cleared afterwards and
+    its train/eval mode restored).
     """
     layers = list(prunable_layers(graph) if layers is None else layers)
     taps = {layer: activation_of(graph, layer) for layer in layers}
-    module = lower(graph, weights).eval()
+    if module is not None and not any(p.requires_grad for p in module.parameters()):
+        module = None  # nothing records a gradient in a frozen module: lower a fresh one
+    was_training = module.training if module is not None else False
+    module = lower(graph, weights).eval() if module is None else module.eval()
+    device = next((p.device for p in module.parameters()), torch.device("cpu"))
     names = {f"n{n}" for n in taps.values()}
     missing = names - {node.name for node in module.graph.nodes}
     if missing:
@@ -127,7 +134,7 @@ def unit_statistics(
     sums_a: dict[NodeId, torch.Tensor] = {}
     sums_b: dict[NodeId, torch.Tensor] = {}
     for start in range(0, len(x), batch_size):
-        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+        xb, yb = x[start : start + batch_size].to(device), y[start : start + batch_size].to(device)
         tap = _Tap(module, names)
         out = tap.run(xb)
         out = out[0] if isinstance(out, tuple) else out
@@ -146,9 +153,13 @@ def unit_statistics(
                 b = (sigma > 0).float().sum(0)
             sums_a[layer] = sums_a.get(layer, 0) + a  # type: ignore[operator]
             sums_b[layer] = sums_b.get(layer, 0) + b  # type: ignore[operator]
+    module.zero_grad(set_to_none=True)
+    module.train(was_training)
     n = len(x)
     return {
-        layer: UnitStats(sums_a[layer].double().numpy(), (sums_b[layer] / max(n, 1)).double().numpy(), n)
+        layer: UnitStats(
+            sums_a[layer].double().cpu().numpy(), (sums_b[layer] / max(n, 1)).double().cpu().numpy(), n
+        )
         for layer in layers
     }
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from genomorph.ir import Graph, NodeId, NotApplicable, Weights
 from genomorph.ir.rewrites import Record, add_neurons, hres_grow, hres_shrink, prune_neurons
+from genomorph.ir.rewrites._base import Rewrite
 from genomorph.ir.rewrites._channels import identity_map, output_width, plan
 
 from ._noisy_layers import Layer, nest_conv, unnest
@@ -35,17 +36,21 @@ Stats = Mapping[NodeId, tuple[np.ndarray, np.ndarray]]
 def groups(graph: Graph) -> dict[NodeId, set[NodeId]]:
     """Hidden-layer groups: first layer -> every value whose units are the same units.
 
-    Cached per graph object (graphs are never edited in place: rewrites return new ones)."""
+    Cached per graph object (graphs are never edited in place: rewrites return new ones; the
+    strategy hands out one graph object per genome text)."""
     key = id(graph)
     cached = _GROUPS.get(key)
     if cached is not None and cached[0] is graph:
         return cached[1]
     out = _groups(graph)
-    _GROUPS.clear()  # one graph at a time is all the strategy works on
+    while len(_GROUPS) >= CACHED_GROUPS:  # the oldest goes (dicts keep insertion order)
+        del _GROUPS[next(iter(_GROUPS))]
     _GROUPS[key] = (graph, out)
     return out
 
 
+#: graphs whose groups are kept: an iteration reads those of its 2-3 networks several times
+CACHED_GROUPS = 4
 _GROUPS: dict[int, tuple[Graph, dict[NodeId, set[NodeId]]]] = {}
 
 
@@ -103,16 +108,59 @@ def place_growth(
     return {n: int(c) for n, c in zip(layers, counts, strict=True) if c > 0}
 
 
+def apply_all(
+    rewrite: Rewrite, graph: Graph, weights: Weights | None, moves: Sequence[Any], rng: np.random.Generator
+) -> tuple[Graph, Weights | None, list[Record]]:
+    """``rewrite.apply`` of ``moves`` one after the other, verified once at the end.
+
+    The same seeds (one drawn from ``rng`` per move), edits and records as applying them one by
+    one; only the copy of the graph, the verification and the weight check, which cost more
+    than a small edit itself, are done once for the whole sequence instead of once per move."""
+    from genomorph.ir import GenomeError
+    from genomorph.ir.rewrites._base import Work, draw_seed, move_to_dict
+    from genomorph.ir.rewrites._init import fill_missing
+    from genomorph.ir.verify import verify
+    from genomorph.ir.weights import check_weights
+
+    if not moves:
+        return graph, weights, []
+    work = Work(graph.copy(), dict(weights or {}), rng)
+    records = []
+    for move in moves:
+        seed = draw_seed(rng)
+        work.rng = np.random.default_rng(seed)
+        work.weights = fill_missing(work.graph, work.weights, work.rng)
+        before = set(work.graph.order())
+        outcome = rewrite.edit(work, move)
+        after = set(work.graph.order())
+        records.append(
+            Record(
+                rewrite=rewrite.name,
+                move=move_to_dict(outcome.move),
+                seed=seed,
+                exact=rewrite.exact if outcome.exact is None else outcome.exact,
+                text=f"{rewrite.name}: {outcome.text}",
+                created=tuple(sorted(after - before)),
+                removed=tuple(sorted(before - after)),
+                repair=tuple(sorted(n for n in set(outcome.repair) if n in after)),
+            )
+        )
+        for gone in set(work.weights) - after:
+            del work.weights[gone]
+    try:
+        verify(work.graph)
+    except GenomeError as err:
+        raise NotApplicable(f"{rewrite.name} would make an invalid network here: {err.message}") from None
+    check_weights(work.graph, work.weights)
+    return work.graph, work.weights, records
+
+
 def grow(
     graph: Graph, weights: Weights | None, counts: Mapping[NodeId, int], rng: np.random.Generator
 ) -> tuple[Graph, Weights | None, list[Record]]:
     """Apply ``add-neurons`` for every layer's count (exact: zero outgoing weights)."""
-    records = []
-    for nid, count in sorted(counts.items()):
-        result = add_neurons.apply(graph, weights, add_neurons.Move(nid, count), rng)
-        graph, weights = result.graph, result.weights
-        records.append(result.record)
-    return graph, weights, records
+    moves = [add_neurons.Move(nid, count) for nid, count in sorted(counts.items())]
+    return apply_all(add_neurons.REWRITE, graph, weights, moves, rng)
 
 
 # ------------------------------------------------------------------------------- shrink
@@ -170,12 +218,9 @@ def outgoing_columns(
 def prune(
     graph: Graph, weights: Weights, moves: Sequence[prune_neurons.Move], rng: np.random.Generator
 ) -> tuple[Graph, Weights, list[Record]]:
-    records = []
-    for move in moves:
-        result = prune_neurons.apply(graph, weights, move, rng)
-        graph, weights = result.graph, result.weights
-        records.append(result.record)
-    return graph, weights, records
+    graph, pruned, records = apply_all(prune_neurons.REWRITE, graph, weights, moves, rng)
+    assert pruned is not None
+    return graph, pruned, records
 
 
 # ------------------------------------------------------------------------------- layers
@@ -275,6 +320,7 @@ def fallback_stats(graph: Graph, weights: Weights) -> dict[NodeId, tuple[np.ndar
 
 
 __all__ = [
+    "apply_all",
     "fallback_stats",
     "group_of",
     "groups",

@@ -68,7 +68,6 @@ class Saved:
     removed: int = 0
     layers_removed: int = 0
     layers_added: int = 0
-    layers_before: int = 0
     exact: bool = False
 
 
@@ -110,7 +109,6 @@ def rewrite(
     exact = outgoing is not None and all(_zero(weights, n, cols) for n, cols in outgoing.items())
     moves = [prune_neurons.Move(p.node, len(p.remove), None, tuple(p.remove)) for p in prune]
     graph, weights, pruned = rules.prune(graph, weights, moves, rng)
-    before = len(rules.residual_groups(graph))
     doomed = [layer for layer in hres_layers(graph) if layer.width <= remove_at]
     exact = exact and all(silent(graph, weights, layer) for layer in doomed)
     graph, weights, removed = rules.remove_layers(graph, weights, remove_at, rng)
@@ -125,7 +123,6 @@ def rewrite(
         removed=sum(len(p.remove) for p in prune),
         layers_removed=len(removed),
         layers_added=len(nested) // 2,
-        layers_before=before,
         exact=exact,
     )
 

@@ -54,6 +54,9 @@ from ._noisy_meta import NoisyMeta, reload
 from ._noisy_save import Derivation, PruneMove, Saved, replay, rewrite
 
 log = logging.getLogger(__name__)
+#: what the user should see during a run without ``-v`` (a meta-parameter change taking effect):
+#: children of ``genomorph.notice`` are shown at INFO by the CLI (cli/_console_log.py)
+notice = logging.getLogger("genomorph.notice.noisy")
 
 
 #: recipe of the shrink phase's fine-tuning (``genomorph.search.runtime.recipes_noisy``)
@@ -89,6 +92,8 @@ class NoisyState(StrategyState):
     records: list[Iteration] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     """Broken meta-parameter edits, as warned."""
+    meta_broken: bool = False
+    """The last read of the meta-parameter file was a broken edit."""
     meta_changes: list[dict[str, JSON]] = Field(default_factory=list)
     """Every change read from the meta-parameter file: iteration and field -> [old, new]."""
     failures: int = 0
@@ -125,25 +130,40 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
         # recorded in the store with the proposals made from it: a resume replays this very text
         text = ctx.read_input(META_INPUT, cfg.meta)
         if text == self.state.meta_text and text is not None:
+            self._meta_read_fine(cfg.meta, changed=False)
             return
         meta, warning = reload(text, cfg.meta, self.state.meta, self.base)
         if warning:
-            if warning not in self.state.warnings[-1:]:
+            # once per broken edit, not again every iteration while the file stays broken
+            if not self.state.meta_broken or warning not in self.state.warnings[-1:]:
                 log.warning("iteration %d: %s", self.state.iteration, warning)
                 self.state.warnings.append(warning)
+            self.state.meta_broken = True
             return
         self.state.meta_text = text
         changed = self.state.meta.changes(meta)
+        self._meta_read_fine(cfg.meta, changed=bool(changed))
         if changed:
             self.state.meta_changes.append(
                 {"iteration": self.state.iteration, "changes": {k: [a, b] for k, (a, b) in changed.items()}}
             )
-            log.info(
-                "iteration %d: meta-parameters changed: %s",
+            notice.info(
+                "iteration %d: meta-parameters from %s: %s",
                 self.state.iteration,
+                cfg.meta,
                 ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items()),
             )
         self.state.meta = meta
+
+    def _meta_read_fine(self, name: str, changed: bool) -> None:
+        """After a broken edit, say when the file reads again (a change says so itself)."""
+        if self.state.meta_broken and not changed:
+            notice.info(
+                "iteration %d: %s reads fine again; the meta-parameters are unchanged",
+                self.state.iteration,
+                name,
+            )
+        self.state.meta_broken = False
 
     # ------------------------------------------------------------------ phases
     def _load(
@@ -269,7 +289,6 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
                 "layers_removed": saved.layers_removed,
                 "layers_added": saved.layers_added,
                 "removed": saved.removed,
-                "layers_before": saved.layers_before,
             }
         )
         if saved.exact:
@@ -508,19 +527,43 @@ def total_of(meta: NoisyMeta, graph: Graph) -> int:
 
 
 def _parse(text: str) -> Graph:
-    """The graph of a genome the strategy made (from the per-process cache: the worker parsed most
-    of these texts already, and a genome is read in several phases)."""
+    """The graph of a genome the strategy made or read: one graph object per text for the texts of
+    the last few phases (graphs are never edited in place), so the rules' per-graph caches hold
+    across the phases of an iteration and a text the strategy printed itself is never parsed."""
     from genomorph.search.core.parsed import parsed
 
-    return parsed(text, source_name="<noisy>")
+    graph = _GRAPHS.get(text)
+    if graph is None:
+        graph = parsed(text, source_name="<noisy>")
+        _known(text, graph)
+    return graph
+
+
+#: genome text -> graph (see `_parse`); an iteration reads 2-3 networks, a few times each
+CACHED_GRAPHS = 8
+_GRAPHS: dict[str, Graph] = {}
+
+
+def _known(text: str, graph: Graph) -> None:
+    _GRAPHS.pop(text, None)
+    while len(_GRAPHS) >= CACHED_GRAPHS:  # the oldest goes (dicts keep insertion order)
+        del _GRAPHS[next(iter(_GRAPHS))]
+    _GRAPHS[text] = graph
 
 
 def _canonical(graph: Graph, weights: Weights | None) -> tuple[str, Weights | None, dict[int, int]]:
+    """Canonical text and weights; the relabeled graph is what ``parse`` of the text gives (the
+    ids, ops and wiring; tests/search/strategies/test_noisy_rules.py), so it is remembered for
+    the strategy and for the worker of this process instead of parsing the text again."""
     from genomorph.ir.printer import print_genome
     from genomorph.ir.weights import remap
+    from genomorph.search.core.parsed import remember
 
     relabeled, mapping = graph.relabeled()
-    return print_genome(relabeled), (remap(weights, mapping) if weights is not None else None), mapping
+    text = print_genome(relabeled)
+    _known(text, relabeled)
+    remember(text, relabeled)
+    return text, (remap(weights, mapping) if weights is not None else None), mapping
 
 
 def _rekey(delta: dict[str, int], mapping: dict[int, int]) -> dict[str, int]:

@@ -68,6 +68,7 @@ def test_spirals_iterations_are_stored_and_reported(tmp_path: Path) -> None:
         assert row["train_accuracy"] is not None and row["val_accuracy"] is not None
         assert row["meta"]["neurons_to_add"] == 8 and row["added"] == 8
     assert rows[-1]["total_epochs"] == sum(r["epochs"] for r in rows)
+    _check_folded_saves(tmp_path / "run", rows)
     best = (tmp_path / "run" / "best.genome").read_text()
     assert "hres(" in best  # the readable H-ResNet form
     graph = parse(best)
@@ -81,6 +82,30 @@ def test_spirals_iterations_are_stored_and_reported(tmp_path: Path) -> None:
     assert "decision_boundary.png" in written and "noisy_progress.png" in written
     for name in written:
         assert (tmp_path / "run" / name).stat().st_size > 1000
+
+
+def _check_folded_saves(run: Path, rows: list[dict[str, Any]]) -> None:
+    """A folded iteration reports the shrink candidate's numbers: rebuilding its saved network and
+    evaluating it gives the same accuracies."""
+    import torch
+    from genomorph.lower import lower
+    from genomorph.search.runtime.checkpoint import load_checkpoint
+    from genomorph.search.runtime.data import cached_dataset
+    from genomorph.search.runtime.loop import evaluate_split
+    from genomorph.search.strategies._noisy_save import Derivation, replay
+
+    data = cached_dataset(DataConfig(name="spirals"))  # type: ignore[arg-type]
+    folded = [r for r in rows if r["derived"] is not None]
+    assert folded, "the save is folded into the shrink candidate"
+    for row in folded:
+        derivation = Derivation.model_validate(row["derived"])
+        saved = replay(derivation, load_checkpoint(run / derivation.checkpoint)[0])
+        assert saved.genome == row["genome"] and saved.exact is False  # exactness is judged with the fade
+        module = lower(parse(saved.genome), saved.weights).eval()
+        train = evaluate_split(module, data, data.train, torch.device("cpu"))["accuracy"]
+        val = evaluate_split(module, data, data.val, torch.device("cpu"))["accuracy"]
+        assert abs(train - row["train_accuracy"]) <= 1 / len(data.train) + 1e-9, (train, row)
+        assert abs(val - row["val_accuracy"]) <= 1 / len(data.val) + 1e-9, (val, row)
 
 
 class _Steer(_Silent):
