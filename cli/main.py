@@ -79,6 +79,9 @@ def main(verbose: int) -> None:
     """
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    from ._console_log import show_notices
+
+    show_notices()  # e.g. a live meta-parameter change taking effect, shown without -v
 
 
 if __name__ == "__main__":

@@ -352,7 +352,11 @@ def _run_with_ui(run: Callable[[Any], RunStore], run_dir: Path) -> None:
     console = stderr_console()
     observer = RichSearchObserver(console)
     try:
-        store = run(observer)
+        # log records (warnings, notices) above the progress bars instead of inside them
+        from ._console_log import console_logging
+
+        with console_logging(console):
+            store = run(observer)
     except SearchInterrupted as stop:
         observer.stop()
         store = RunStore.open(stop.run_dir)

@@ -75,13 +75,16 @@ class NoisyMeta(BaseModel):
         return {k: (mine[k], theirs[k]) for k in mine if mine[k] != theirs[k]}
 
 
-def _where(text: str, key: str, name: str) -> tuple[int, int] | None:
-    """Line and column (1-based) of ``key`` in a TOML or JSON text, either spelling."""
+def _where(text: str, key: str, value: bool = False) -> tuple[int, int] | None:
+    """Line and column (1-based) of ``key`` in a TOML or JSON text, either spelling; with
+    ``value``, of the value written after it (when it is on the same line)."""
     spellings = {key, key.replace("_", "-")}
     for number, line in enumerate(text.splitlines(), start=1):
         for spelling in spellings:
-            found = re.search(rf'(^\s*|"){re.escape(spelling)}"?\s*[=:]', line)
+            found = re.search(rf'(^\s*|"){re.escape(spelling)}"?\s*[=:]\s*', line)
             if found:
+                if value and found.end() < len(line.rstrip()):
+                    return number, found.end() + 1
                 return number, found.start() + len(found.group(1)) - (1 if found.group(1) == '"' else 0) + 1
     return None
 
@@ -132,7 +135,12 @@ def parse_meta(text: str, name: str = "<meta>", base: NoisyMeta | None = None) -
         key = str(first["loc"][0]) if first["loc"] else ""
         if not key:  # a rule across fields: point at the first field the message names
             key = next((k for k in data if k in first["msg"]), "")
-        position = _where(text, key, name) if key else None
+        # a bad value is pointed at where it is written; an unknown key or a rule across fields at the key
+        position = (
+            _where(text, key, value=bool(first["loc"]) and first["type"] != "extra_forbidden")
+            if key
+            else None
+        )
         if first["type"] == "extra_forbidden":
             message = f"unknown meta-parameter '{key}'; known: {', '.join(NoisyMeta.model_fields)}"
         else:
@@ -152,7 +160,10 @@ def reload(
     try:
         return parse_meta(text, name, base), None
     except ConfigError as err:
-        return last_good, f"{err}\nkeeping the last good meta-parameters"
+        # FILE:LINE:COL: what is wrong, then the line with a caret under the spot
+        head = f"{err.span.location()}: " if err.span else ""
+        caret = f"\n{err.span.caret()}" if err.span and err.span.caret() else ""
+        return last_good, f"{head}{err.message}; keeping the last good meta-parameters{caret}"
 
 
 __all__ = ["LayerRule", "NoisyMeta", "parse_meta", "reload"]

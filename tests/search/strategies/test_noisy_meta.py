@@ -34,11 +34,11 @@ def test_absent_keys_fall_back_to_the_base() -> None:
 @pytest.mark.parametrize(
     ("text", "name", "where", "words"),
     [
-        ("neurons_to_add = 5\nlr = -1\n", "m.toml", "m.toml:2:1", "'lr'"),
+        ("neurons_to_add = 5\nlr = -1\n", "m.toml", "m.toml:2:6", "'lr'"),  # at the value
         ("neurons_to_add = 5\n  colour = 3\n", "m.toml", "m.toml:2:3", "unknown meta-parameter 'colour'"),
         ("lr = [1,", "m.toml", "m.toml:1:", "bad TOML"),
         ('{"lr": 0.1,}', "m.json", "m.json:1:12", "bad JSON"),
-        ('{\n  "layer_rule": "mine"\n}', "m.json", "m.json:2:3", "'layer_rule'"),
+        ('{\n  "layer_rule": "mine"\n}', "m.json", "m.json:2:17", "'layer_rule'"),
         ("min_epochs = 50\nmax_epochs = 10\n", "m.toml", "m.toml:1:1", "above max_epochs"),
     ],
 )

@@ -239,3 +239,52 @@ def test_resume_keeps_the_meta_parameters_an_iteration_started_with(tmp_path: Pa
     assert done.returncode == 0, done.stderr
     rows = RunStore.open(tmp_path / "run").strategy_state()["records"]
     assert [(r["meta"]["neurons_to_add"], r["added"]) for r in rows] == [(6, 6), (10, 10)]
+
+
+def _search(out: Path, meta: Path) -> subprocess.CompletedProcess[str]:
+    command = [*GENOMORPH, "search", "--strategy", "noisy", "--dataset", "spirals", "--out", str(out)]
+    for item in (f"meta={meta}", "iterations=1", "max_epochs=3", "min_epochs=2", "decay_steps=10"):
+        command += ["--set", item]
+    return subprocess.run(command, capture_output=True, text=True)
+
+
+def test_the_terminal_shows_meta_changes_and_broken_edits(tmp_path: Path) -> None:
+    """On the CLI without -v: a change read from the meta file is shown, a broken edit is warned
+    about with FILE:LINE:COL and the run goes on."""
+    good = tmp_path / "good.toml"
+    good.write_text("neurons_to_add = 4\n")
+    done = _search(tmp_path / "good", good)
+    assert done.returncode == 0, done.stderr
+    assert f"iteration 0: meta-parameters from {good}: neurons_to_add 16 -> 4" in done.stderr, done.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text("neurons_to_add = 4\nlr = -1\n")
+    done = _search(tmp_path / "bad", bad)
+    assert done.returncode == 0, done.stderr
+    assert f"warning: iteration 0: {bad}:2:6: meta-parameter 'lr'" in done.stderr, done.stderr
+    assert "keeping the last good meta-parameters" in done.stderr and "    lr = -1" in done.stderr
+    assert (tmp_path / "bad" / "best.genome").is_file()
+
+
+def test_console_logging_prints_through_the_console_and_restores_the_handlers() -> None:
+    import io
+    import logging
+
+    from genomorph.cli._console_log import console_logging
+    from rich.console import Console
+    from rich.progress import Progress
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=100)
+    root = logging.getLogger()
+    before = list(root.handlers)
+    with Progress(console=console) as progress, console_logging(console):
+        progress.add_task("search", total=3)
+        assert not [h for h in root.handlers if type(h) is logging.StreamHandler]
+        logging.getLogger("genomorph.search.strategies.noisy").warning("m.toml:2:6: bad value")
+        logging.getLogger("genomorph.notice.noisy").warning("a notice")
+    assert root.handlers == before
+    import re
+
+    # printed by the console above the live display, each on a line of its own, not into it
+    lines = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", buffer.getvalue()).replace("\r", "\n").splitlines()
+    assert "warning: m.toml:2:6: bad value" in lines and "a notice" in lines, lines
