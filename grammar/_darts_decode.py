@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 from genomorph.ir import ArchWeights, GenomeSemanticError, Graph, NodeId, OpBase, Shape
-from genomorph.ir.ops import Mixed
+from genomorph.ir.ops import Mixed, beta_key
 from genomorph.ir.stats import arch_param_shapes
 
 from ._cells import CellNodes, edge_chain, find_cells, strip_identity
@@ -101,7 +101,7 @@ def _discretise(graph: Graph, cell: CellNodes, arch: ArchWeights | None) -> Cell
     index = {nid: k for k, nid in cell.states.items()}
     edges: list[Edge] = []
     for k, node in enumerate(_nodes(graph, cell), start=2):
-        incoming = []
+        incoming, rows = [], []
         for m in graph.inputs(node) if graph.kind(node) == "add" else [node]:
             op = graph.op(m)
             if not isinstance(op, Mixed):
@@ -113,7 +113,9 @@ def _discretise(graph: Graph, cell: CellNodes, arch: ArchWeights | None) -> Cell
                     hint="pass the ArchWeights of the trained supernet (extract_weights gives them)",
                 )
             incoming.append((j, op.labels, _softmax(np.asarray(arch[op.group][op.row], dtype=np.float64))))
+            rows.append((j, op.row, beta_key(op.group)))
         incoming.sort(key=lambda item: item[0])
+        incoming = _edge_normalised(incoming, sorted(rows), arch)
         strength = []
         for _, labels, w in incoming:
             allowed = [i for i, label in enumerate(labels) if label != "none"]
@@ -124,6 +126,21 @@ def _discretise(graph: Graph, cell: CellNodes, arch: ArchWeights | None) -> Cell
             best = max((i for i, label in enumerate(labels) if label != "none"), key=lambda i: (w[i], -i))
             edges.append((labels[best], j))
     return tuple(edges), _concat(graph, cell, index)
+
+
+def _edge_normalised(
+    incoming: list[tuple[int, tuple[str, ...], np.ndarray]],
+    rows: list[tuple[int, int, str]],
+    arch: ArchWeights,
+) -> list[tuple[int, tuple[str, ...], np.ndarray]]:
+    """PC-DARTS' ``genotype()``: with edge parameters β (``{group}_beta``) in ``arch``, each edge's
+    op weights are scaled by the softmax of β over the node's incoming edges, so the top-2 choice
+    weighs the edges too (the op chosen on an edge is the same either way)."""
+    keys = {key for _, _, key in rows}
+    if len(keys) != 1 or next(iter(keys)) not in arch:
+        return incoming
+    beta = np.asarray(arch[keys.pop()], dtype=np.float64)[[row for _, row, _ in rows]]
+    return [(j, labels, w * b) for (j, labels, w), b in zip(incoming, _softmax(beta), strict=True)]
 
 
 def _check_arch(graph: Graph, arch: ArchWeights) -> None:

@@ -41,6 +41,12 @@ Op semantics (input -> output):
 - ``stochastic_depth(p, mode)``: training only: drops the input per sample (``row``) or per batch
   with probability ``p`` and scales the rest by ``1/(1-p)``; the identity in eval mode.
   ``schedule=linear`` (DARTS' drop-path) makes the trainer raise the rate linearly from 0 to ``p``.
+- ``channel_slice(start, stop)``: channels ``start..stop-1`` of the input (PC-DARTS' sampled part).
+- ``channel_shuffle(groups)``: ShuffleNet's channel shuffle: ``C`` channels seen as ``groups x C/groups``,
+  transposed to ``C/groups x groups`` (PC-DARTS mixes the sampled channels into the others with it).
+- ``edge_sum(group, first)``: PC-DARTS' edge normalisation: ``sum_j softmax(beta)_j * x_j`` over the
+  inputs, ``beta`` = rows ``first..first+n-1`` of the group's edge parameters (``{group}_beta``:
+  one per row of the group's mixed ops), shared by every edge_sum of the group reading those rows.
 - conv and pool ``kernel``, ``stride`` and ``padding`` take ``k`` or rectangular ``KxL``
   (height x width); pools also take ``ceil_mode`` (torch's rounding up of the output size).
 
@@ -79,6 +85,9 @@ Op traits (``x`` = true; field docs in ``ir/traits.py``; every class gives every
   mul               addlike  .        .   .  keeps       .   .    .     .    .     .     .         .     .
   adaptive_avgpool  pass     .        .   .  keeps       .   .    .     .    .     x     .         .     .
   stochastic_depth  pass     .        .   x  keeps       .   x    .     .    .     x     .         .     .
+  channel_slice     fixed    .        .   .  keeps       .   .    .     .    .     x     .         .     .
+  channel_shuffle   fixed    .        .   .  keeps       .   .    .     .    .     x     .         .     .
+  edge_sum          addlike  .        .   .  keeps       .   .    .     .    .     x     .         .     .
 
 ``channels``: role on the channel axis (``ir/rewrites/_channels.py``); a depthwise conv is
 ``pass`` and another grouped conv ``fixed``. ``width``: field holding a layer's output width.
@@ -98,7 +107,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationInfo, field_validator
 
 from .traits import (
     DEPTHWISE_LAYOUT,
@@ -945,6 +954,108 @@ class StochasticDepth(OpBase):
         return v
 
 
+# ---------------------------------------------------------------------------------------------
+# Ops of partial-channel supernets (PC-DARTS, ``ir/partial_channels.py``).
+
+#: traits shared by the channel slice and shuffle: they move channels around, so no rewrite may
+#: change the channels they read (``fixed``); a slice is a view of its input (not overwritable)
+_CHANNEL_MOVE_TRAITS = Traits(
+    channels="fixed", width_field=None, layout=NO_TENSORS, activation=False, pointwise=False,
+    sign="keeps", ends_block=False, ends_vector_block=False, starts_block=False, joins_branches=False,
+    mergeable=False, homogeneous=True, output_scale=(), overwritable=False, inplace=False,
+)  # fmt: skip
+
+
+class ChannelSlice(OpBase):
+    """Channels ``start .. stop-1`` of the input (images or vectors): the part of an edge's
+    input that PC-DARTS sends through the candidate ops, or the part that bypasses them."""
+
+    kind: Literal["channel_slice"] = "channel_slice"
+    traits: ClassVar[Traits] = _CHANNEL_MOVE_TRAITS
+    start: int
+    stop: int
+    positional: ClassVar[tuple[str, ...]] = ("start", "stop")
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, v: int) -> int:
+        if v < 0:
+            raise ValueError("must not be negative")
+        return v
+
+    @field_validator("stop")
+    @classmethod
+    def _stop(cls, v: int, info: ValidationInfo) -> int:
+        start = info.data.get("start")
+        if start is not None and v <= start:
+            raise ValueError(f"must be larger than start ({start}): a slice keeps at least one channel")
+        return v
+
+    def out_shape(self, ins: list[Shape]) -> Shape:
+        c = ins[0][0]
+        if self.stop > c:
+            raise ShapeMismatch(
+                f"channel_slice({self.start}, {self.stop}) reads past the {c} channels of its input",
+                f"slice within 0..{c}",
+            )
+        return (self.stop - self.start, *ins[0][1:])
+
+
+class ChannelShuffle(OpBase):
+    """ShuffleNet's channel shuffle (``torch.nn.ChannelShuffle``): the ``C`` channels, read as
+    ``groups`` blocks of ``C/groups``, are interleaved so that output channel ``i*groups + g`` is
+    input channel ``g*C/groups + i``. PC-DARTS shuffles the concatenation of the candidates' and
+    the bypassed channels with ``groups = K``."""
+
+    kind: Literal["channel_shuffle"] = "channel_shuffle"
+    traits: ClassVar[Traits] = _CHANNEL_MOVE_TRAITS
+    groups: int
+    positional: ClassVar[tuple[str, ...]] = ("groups",)
+
+    _pos = field_validator("groups")(_positive)
+
+    def out_shape(self, ins: list[Shape]) -> Shape:
+        c, _, _ = _need_image(self.kind, ins[0])
+        if c % self.groups:
+            raise ShapeMismatch(
+                f"channel_shuffle({self.groups}) needs channels divisible by {self.groups}, got {c}"
+            )
+        return ins[0]
+
+
+class EdgeSum(OpBase):
+    """PC-DARTS' edge normalisation: the inputs (a node's incoming edges) summed with the weights
+    ``softmax(beta[first : first+n])``, ``beta`` the edge parameters of architecture group
+    ``group`` (one per row of its mixed ops, an architecture tensor named `beta_key`)."""
+
+    kind: Literal["edge_sum"] = "edge_sum"
+    traits: ClassVar[Traits] = Traits(
+        channels="addlike", width_field=None, layout=NO_TENSORS, activation=False, pointwise=False,
+        sign="keeps", ends_block=False, ends_vector_block=False, starts_block=False, joins_branches=False,
+        mergeable=False, homogeneous=True, output_scale=(), overwritable=False, inplace=False,
+    )  # fmt: skip
+    group: str = "normal"
+    first: int = 0
+    """The row of ``beta`` that weights input 0; input ``j`` has row ``first + j``."""
+    arity: ClassVar[tuple[int, int | None]] = (2, None)
+    is_merge: ClassVar[bool] = True
+
+    _first = field_validator("first")(_non_negative_or_none)
+
+    @property
+    def beta_key(self) -> str:
+        """Name of the edge parameters among the architecture tensors (``normal_beta``)."""
+        return beta_key(self.group)
+
+    def out_shape(self, ins: list[Shape]) -> Shape:
+        return _same_shapes(self.kind, ins)
+
+
+def beta_key(group: str) -> str:
+    """The architecture tensor holding group ``group``'s edge parameters (PC-DARTS' β)."""
+    return f"{group}_beta"
+
+
 Op = Annotated[
     Input
     | Conv
@@ -976,7 +1087,10 @@ Op = Annotated[
     | LeakyRelu
     | Mul
     | AdaptiveAvgPool
-    | StochasticDepth,
+    | StochasticDepth
+    | ChannelSlice
+    | ChannelShuffle
+    | EdgeSum,
     Field(discriminator="kind"),
 ]
 
@@ -989,6 +1103,7 @@ OP_CLASSES: dict[str, type[OpBase]] = {
         Input, Conv, SepConv, BatchNorm, Relu, Sigmoid, Tanh, Swish, Gelu, Identity, MaxPool, AvgPool,
         GlobalAvgPool, Flatten, Linear, Dropout, Zero, FactorizedReduce, Add, Concat, Convex, WeightedSum,
         Mixed, Aux, Relu6, Hardswish, Hardsigmoid, LeakyRelu, Mul, AdaptiveAvgPool, StochasticDepth,
+        ChannelSlice, ChannelShuffle, EdgeSum,
     )
 }  # fmt: skip
 

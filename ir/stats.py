@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .ops import Mixed, Shape
+from .ops import EdgeSum, Mixed, Shape
 
 if TYPE_CHECKING:
     from .graph import Graph, NodeId
@@ -61,6 +61,34 @@ def arch_param_shapes(graph: Graph) -> dict[str, Shape]:
                 f"{sorted(by_row)} with counts {sorted(widths)}"
             )
         shapes[group] = (len(by_row), widths.pop())
+    shapes.update(_edge_param_shapes(graph, shapes))
+    return shapes
+
+
+def _edge_param_shapes(graph: Graph, alphas: dict[str, Shape]) -> dict[str, Shape]:
+    """PC-DARTS' edge parameters: ``{group}_beta`` of shape ``(rows,)`` per group an edge_sum reads."""
+    from .errors import VerifyError
+
+    shapes: dict[str, Shape] = {}
+    for node in graph.nodes():
+        if not isinstance(node.op, EdgeSum):
+            continue
+        key, rows = node.op.beta_key, alphas.get(node.op.group, (0,))[0]
+        last = node.op.first + len(graph.inputs(node.id))
+        if last > rows:
+            raise VerifyError(
+                f"{node.describe()} weights its inputs by rows {node.op.first}..{last - 1} of the edge "
+                f"parameters of group '{node.op.group}', which has {rows} mixed rows",
+                span=node.span,
+                hint="edge_sum's group must be a group of mixed ops, with one row per edge it sums",
+            )
+        if key in alphas:
+            raise VerifyError(
+                f"architecture group '{key}' of mixed ops has the name of group '{node.op.group}''s edge parameters",
+                span=node.span,
+                hint="rename that mixed group",
+            )
+        shapes[key] = (rows,)
     return shapes
 
 

@@ -37,3 +37,26 @@ def mixed(weights: Tensor, row: int, *candidates: Tensor) -> Tensor:
     for i in range(1, len(candidates)):
         out = out + w[i] * candidates[i]
     return out
+
+
+def channel_shuffle(x: Tensor, groups: int) -> Tensor:
+    """ShuffleNet's channel shuffle, as PC-DARTS writes it: ``(N, g, C/g, H, W)`` transposed to
+    ``(N, C/g, g, H, W)``. Equal to ``torch.nn.functional.channel_shuffle``, written with view
+    and transpose so autograd and every device support it."""
+    n, c, h, w = x.shape
+    return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+def edge_sum(weights: Tensor, first: int, *edges: Tensor) -> Tensor:
+    """PC-DARTS' edge normalisation: ``sum_j softmax(beta[first:first+n])_j * edges[j]``.
+
+    ``weights`` is the softmax over *all* rows of the group's edge parameters (computed once per
+    forward, as for α); renormalising its slice gives the softmax over this node's rows exactly,
+    because ``softmax(b)[S] / sum(softmax(b)[S]) = softmax(b[S])``.
+    """
+    w = weights[first : first + len(edges)]
+    w = w / w.sum()
+    out = w[0] * edges[0]
+    for i in range(1, len(edges)):
+        out = out + w[i] * edges[i]
+    return out

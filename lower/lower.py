@@ -205,6 +205,11 @@ def _mixed(b: _Builder, nid: NodeId, op: Any, xs: list[fx.Node], ins: list[Shape
     return b.call(functional.mixed, b.group_weights(op.group), op.row, *xs, name=f"n{nid}")
 
 
+def _edge_sum(b: _Builder, nid: NodeId, op: Any, xs: list[fx.Node], ins: list[Shape]) -> fx.Node:
+    # the group's edge parameters are one more architecture tensor: softmax once per forward
+    return b.call(functional.edge_sum, b.group_weights(op.beta_key), op.first, *xs, name=f"n{nid}")
+
+
 def _module(b: _Builder, nid: NodeId, op: Any, xs: list[fx.Node], ins: list[Shape]) -> fx.Node:
     name = f"n{nid}"
     tensors = b.given.get(nid)
@@ -253,6 +258,13 @@ EMITTERS: dict[type[OpBase], Emitter] = {
     ops.AdaptiveAvgPool: lambda b, nid, op, xs, ins: b.call(
         F.adaptive_avg_pool2d, xs[0], op.size, name=f"n{nid}"
     ),
+    ops.ChannelSlice: lambda b, nid, op, xs, ins: b.call(
+        torch.narrow, xs[0], 1, op.start, op.stop - op.start, name=f"n{nid}"
+    ),
+    ops.ChannelShuffle: lambda b, nid, op, xs, ins: b.call(
+        functional.channel_shuffle, xs[0], op.groups, name=f"n{nid}"
+    ),
+    ops.EdgeSum: _edge_sum,
 }
 
 

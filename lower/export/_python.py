@@ -202,6 +202,11 @@ EMITTERS: dict[str, Emitter] = {
     "mul": _call("{0} * {1}"),
     "adaptive_avgpool": _call("F.adaptive_avg_pool2d({0}, {op.size!r})"),
     "stochastic_depth": _stochastic_depth,
+    "channel_slice": _call("{0}[:, {op.start}:{op.stop}]"),
+    "channel_shuffle": _helper_call(functional.channel_shuffle, "groups"),
+    "edge_sum": lambda w, nid, op, xs: (
+        f"{w.helper(functional.edge_sum)}(alphas_{op.beta_key}, {op.first}, {', '.join(xs)})"
+    ),
 }
 
 
