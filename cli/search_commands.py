@@ -390,12 +390,14 @@ def _parse_set(values: tuple[str, ...]) -> dict[str, Any]:
 def _strategy_options(settings: tuple[str, ...], flags: dict[str, Any]) -> dict[str, Any]:
     """``--set`` options plus the strategy flags that are shorthands for them (``--objectives``, ...)."""
     options = _parse_set(settings)
-    for flag in ("objectives", "sampling"):
+    for flag in ("objectives", "sampling", "partial_channels"):
         value = flags.pop(flag, None)
         if value is None:
             continue
         if flag in options and options[flag] != value:
-            raise click.BadParameter(f"contradicts --set {flag}={options[flag]}", param_hint=f"--{flag}")
+            raise click.BadParameter(
+                f"contradicts --set {flag}={options[flag]}", param_hint=f"--{flag.replace('_', '-')}"
+            )
         options[flag] = value
     return options
 
@@ -457,6 +459,13 @@ A run directory ends with run.db, checkpoints/, summary.json, best.genome and PN
     type=click.Choice(["density", "uniform"]),
     help="pareto-nash: parents and accepted children inversely to the front's density (the paper) or "
     "uniformly (its baseline).  [default: density]",
+)
+@click.option(
+    "--partial-channels",
+    type=click.IntRange(min=1),
+    metavar="K",
+    help="darts/hyperdarts: PC-DARTS, 1/K of every edge's channels through its candidate ops, "
+    "with edge normalisation (less memory on large supernets).  [default: 1]",
 )
 @click.option(
     "--out",

@@ -1,7 +1,8 @@
 """Report views of DARTS / hyperDARTS runs: ``alphas.json`` and two pictures of α.
 
 - ``alphas.json``: α of the chosen search after every epoch (``{"epochs": [{group: rows}, ...]}``,
-  entry 0 is the initial α), plus the candidate labels per group;
+  entry 0 is the initial α), plus the candidate labels per group; a PC-DARTS search also has
+  its edge parameters β there, one list per group under ``{group}_beta``;
 - ``alphas_heatmap.png``: the final softmax(α), one panel per group, edges x candidate ops;
 - ``alphas_epochs.png``: per group, the softmax weight of every candidate op averaged over the
   edges, epoch by epoch (how the search drifted, e.g. towards skip connections).
@@ -62,7 +63,8 @@ def plot_alphas(context: ReportContext) -> list[str]:
     epochs, genome = found
     labels = _labels(genome)
     write_text(context.run_dir / ALPHAS, json.dumps({"labels": labels, "epochs": epochs}) + "\n")
-    groups = list(epochs[-1])
+    # α groups are (edges, candidates); PC-DARTS' edge parameters β (1-D) stay in alphas.json only
+    groups = [g for g, rows in epochs[-1].items() if np.ndim(rows) == 2]
     if not groups:
         return []
     # heat map of the final softmax(α)

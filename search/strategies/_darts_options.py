@@ -35,8 +35,10 @@ class DartsRecipeOptions(BaseModel):
     train_portion: float = Field(default=0.5, gt=0, lt=1)
     """Share of the training split that trains the weights; the rest is α's validation data."""
     partial_channels: int = Field(default=1, ge=1)
-    """PC-DARTS' K: only 1/K of the channels pass through each mixed op (1 = plain DARTS). Not
-    implemented yet: values above 1 are refused by the worker."""
+    """PC-DARTS' K the genome was built with (1 = plain DARTS): the strategy applies
+    ``ir.partial_channels`` to the space, so the genome itself holds the partial channels and
+    the edge parameters β (architecture tensors beside α, trained by the same Adam step); the
+    recipe trains the genome it is given and reports K in the metrics."""
 
 
 __all__ = ["DartsRecipeOptions"]

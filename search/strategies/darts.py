@@ -13,7 +13,9 @@
 The search space is the start genome (``genomorph search --strategy darts SPACE.genome``) or a
 ``--space`` genome file; without either, the DARTS cell space sized to the data. The whole
 supernet search is one candidate, so the engine's per-epoch state files make it resumable.
-Torch-free: discretisation reads the checkpoint's α as numpy.
+Torch-free: discretisation reads the checkpoint's α as numpy. With ``partial_channels`` K > 1
+(PC-DARTS) the searched supernet is ``ir.partial_channels`` of the space, whose edge parameters β
+are in the checkpoint beside α; the genotype rule then weighs the edges by softmax(β) per node.
 """
 
 from __future__ import annotations
@@ -82,7 +84,9 @@ class DartsConfig(BaseModel):
     final_epochs: int | None = Field(default=None, ge=0)
     """Training epochs of the found network from scratch; 0 only evaluates it."""
     partial_channels: int = Field(default=1, ge=1)
-    """PC-DARTS K (not implemented yet: only 1)."""
+    """PC-DARTS' K (``--partial-channels K``): 1/K of every edge's channels go through its
+    candidate ops, and edge normalisation weights a node's edges (``ir/partial_channels.py``).
+    1 = plain DARTS."""
     share_ops: bool = True
     """Search on the space with parameter-free ops that read the same value shared (the ReLUs,
     pools and zeros of a DARTS cell's edges): the same function, fewer ops (`share_pure_ops`)."""
@@ -133,8 +137,6 @@ class Darts(Strategy[DartsConfig, DartsState]):
                 f"{info.task} task with inputs {info.input_shape}",
                 hint="use digits, mnist, fashion-mnist, cifar10 or cifar100",
             )
-        if config.partial_channels != 1:
-            raise ConfigError("partial_channels (PC-DARTS) is not implemented yet", hint="leave it at 1")
         table = DEFAULTS[_kind(info.input_shape)]
         self.defaults = {k: (getattr(config, k, None) if getattr(config, k, None) is not None else v)
                          for k, v in table.items()}  # fmt: skip
@@ -142,17 +144,24 @@ class Darts(Strategy[DartsConfig, DartsState]):
             if config.epochs is not None and config.epochs != setup.epochs:
                 raise ConfigError(f"--epochs {setup.epochs} contradicts --set epochs={config.epochs}")
             self.defaults["epochs"] = setup.epochs
-        self.space = self._space_text()
+        self.space, self.plain_space = self._space_texts()
         self.recipe_options = self._recipe_options()
 
     # ------------------------------------------------------------------ setup
-    def _space_text(self) -> str:
+    def _space_texts(self) -> tuple[str, str]:
+        """The supernet searched, and the one its α are discretised on (the same unless PC-DARTS)."""
+        from genomorph.ir.partial_channels import partial_channels
         from genomorph.ir.printer import print_genome
 
         graph = self._space_graph()
+        k = self.config.partial_channels
+        searched = partial_channels(graph, k) if k > 1 else graph
         if self.config.share_ops:
-            graph, _ = share_pure_ops(graph)
-        return print_genome(graph)
+            searched, _ = share_pure_ops(searched)
+            graph = share_pure_ops(graph)[0] if k > 1 else searched
+        text = print_genome(searched)
+        # PC-DARTS keeps α's groups, rows and candidates: the plain supernet reads them as they are
+        return text, (text if k == 1 else print_genome(graph))
 
     def _space_graph(self) -> Any:
         from genomorph.grammar import parse
@@ -183,7 +192,8 @@ class Darts(Strategy[DartsConfig, DartsState]):
 
     def _recipe_options(self) -> dict[str, JSON]:
         cfg = self.config
-        values: dict[str, Any] = {"method": self.method, "order": cfg.order, "hypernet": cfg.hypernet}
+        values: dict[str, Any] = {"method": self.method, "order": cfg.order, "hypernet": cfg.hypernet,
+                                  "partial_channels": cfg.partial_channels}  # fmt: skip
         epochs = self.defaults["epochs"]
         arch_lr = DartsRecipeOptions().arch_lr
         if self.method == "hyperdarts":
@@ -238,7 +248,7 @@ class Darts(Strategy[DartsConfig, DartsState]):
         from genomorph.grammar.darts import decode_genotype, genotype_to_graph
         from genomorph.ir.printer import print_genome
 
-        graph = parse(self.space, source_name="<search space>")
+        graph = parse(self.plain_space, source_name="<search space>")
         info = self.setup.dataset
         if is_darts_supernet(graph):
             genotype = decode_genotype(graph, arch)
@@ -337,6 +347,8 @@ class Darts(Strategy[DartsConfig, DartsState]):
             for r in self.state.runs
         ]  # fmt: skip
         out: dict[str, JSON] = {"method": self._method_name(), "searches": runs}
+        if self.config.partial_channels > 1:
+            out["partial_channels"] = self.config.partial_channels
         if run is not None:
             out.update(
                 genotype=run.genotype,
@@ -353,9 +365,13 @@ class Darts(Strategy[DartsConfig, DartsState]):
         return out
 
     def _method_name(self) -> str:
+        k = self.config.partial_channels
+        pc = f", partial channels K={k}" if k > 1 else ""
         if self.method == "hyperdarts":
-            return f"hyperDARTS-{'1' if self.config.hypernet == 'linear' else '2'} ({self.config.hypernet})"
-        return f"DARTS ({'first' if self.config.order == 1 else 'second'} order)"
+            return (
+                f"hyperDARTS-{'1' if self.config.hypernet == 'linear' else '2'} ({self.config.hypernet}{pc})"
+            )
+        return f"DARTS ({'first' if self.config.order == 1 else 'second'} order{pc})"
 
 
 class HyperDarts(Darts):
