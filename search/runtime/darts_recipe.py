@@ -227,6 +227,10 @@ class DartsRecipe(Recipe):
             parallel.check_batch(batch)
             parallel.prepare(module)
             ctx.extra[PARALLEL] = parallel
+        from genomorph.search.runtime.darts_fusion import search_network
+
+        # what the steps call: the supernet in channels_last (CPU) and fused, sharing its tensors
+        ctx.extra[NET] = search_network(module, ctx.device, opts.fuse, opts.channels_last)
         if opts.method == "hyperdarts":
             from genomorph.search.runtime.hypernet import HypernetStep
 

@@ -39,6 +39,11 @@ class DartsRecipeOptions(BaseModel):
     ``ir.partial_channels`` to the space, so the genome itself holds the partial channels and
     the edge parameters β (architecture tensors beside α, trained by the same Adam step); the
     recipe trains the genome it is given and reports K in the metrics."""
+    fuse: bool = True
+    """Step through ``lower.fuse.fuse_mixed`` of the supernet: the same function and tensors,
+    fewer kernels (``search/runtime/darts_fusion.py``)."""
+    channels_last: bool = True
+    """On CPU, store the supernet's 4-D tensors NHWC (faster depthwise convolutions); same values."""
 
 
 __all__ = ["DartsRecipeOptions"]

@@ -90,6 +90,10 @@ class DartsConfig(BaseModel):
     share_ops: bool = True
     """Search on the space with parameter-free ops that read the same value shared (the ReLUs,
     pools and zeros of a DARTS cell's edges): the same function, fewer ops (`share_pure_ops`)."""
+    fuse: bool = True
+    """Train through the fused supernet (`lower.fuse.fuse_mixed`): same function, fewer kernels."""
+    channels_last: bool = True
+    """On CPU, run the supernet in the NHWC memory format (faster depthwise convolutions)."""
 
 
 class SearchRun(BaseModel):
@@ -208,6 +212,7 @@ class Darts(Strategy[DartsConfig, DartsState]):
         for key in ("batch_size", "lr", "arch_lr"):
             if getattr(cfg, key) is not None:
                 values[key] = getattr(cfg, key)
+        values.update(fuse=cfg.fuse, channels_last=cfg.channels_last)
         return DartsRecipeOptions(**values).model_dump(mode="json")
 
     # ------------------------------------------------------------------ protocol
