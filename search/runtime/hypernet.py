@@ -86,9 +86,12 @@ def cell_modules(module: GenomeModule) -> dict[str, list[str]]:
 class HyperSupernet(nn.Module):
     """A lowered supernet whose cell weights come from one hypernetwork per architecture group."""
 
-    def __init__(self, module: GenomeModule, kind: Kind) -> None:
+    def __init__(self, module: GenomeModule, kind: Kind, run: nn.Module | None = None) -> None:
         super().__init__()
         self.supernet = module
+        #: what the forward calls: ``module`` or a module sharing its parameters under the same
+        #: names (the fused supernet, `lower.fuse`); in a tuple so it is not a second submodule
+        self.run: tuple[nn.Module] = (module if run is None else run,)
         params = dict(module.named_parameters())
         alphas = dict(module.named_arch_parameters())
         self.groups: list[str] = []
@@ -128,7 +131,7 @@ class HyperSupernet(nn.Module):
         return out
 
     def forward(self, x: Tensor) -> Tensor:
-        return functional_call(self.supernet, self.generated(), (x,), strict=False)
+        return functional_call(self.run[0], self.generated(), (x,), strict=False)
 
     @torch.no_grad()
     def materialise(self) -> None:
@@ -152,7 +155,8 @@ class HypernetStep(DartsWeightStep):
     name = "hypernet"
 
     def __init__(self, ctx: TrainContext, opts: DartsRecipeOptions) -> None:
-        self.net = HyperSupernet(ctx.module, opts.hypernet).to(ctx.device)  # type: ignore[arg-type]
+        run = ctx.extra.get(NET)  # the fused supernet the recipe prepared, if any
+        self.net = HyperSupernet(ctx.module, opts.hypernet, run).to(ctx.device)  # type: ignore[arg-type]
         ctx.extra[NET] = self.net
         super().__init__(ctx, opts, self.net.weight_parameters())
         self.net.materialise()
