@@ -4,16 +4,23 @@ Runs the noisy strategy in this process (in-process executor, the run's defaults
 and splits every iteration's wall time into
 
 - growth:     placing and adding units (strategy side: rewrites, canonical text);
-- training:   the train candidate's and the decay fine-tune's training epochs (``train_s``);
+- training:   the train candidate's and the decay fine-tune's training epochs (``train_s``: the
+              loop's forward, backward and optimizer steps, nothing between the epochs);
 - statistics: A and B per unit after training (the worker's importance collection);
 - shrink:     choosing the units to prune and their outgoing weights (strategy side);
-- rewrite:    pruning, removing and nesting layers, canonical text (strategy side);
+- rewrite:    pruning, removing and nesting layers, canonical text, recording the iteration
+              (strategy side; the save is folded into the shrink candidate when exact);
 - other:      everything else, itself split into the worker's setup and saving (parse, lowering,
               checkpoint files, the recipe's training-split measure: ``setup_s`` less statistics),
-              its evaluation (validation after training, test: ``eval_s``) and the rest (the
-              driver, the store, proposal weight files, the strategy outside the phases above).
+              its evaluation (validation after training, test: ``eval_s``), the flattening test
+              between epochs (the fit of y = exp(a x)(1 - x)), the epoch checkpoints' snapshots
+              and hand-over to the writer thread, and the rest (the driver, the store, proposal
+              weight files, the strategy outside the phases above, the loop between epochs).
 
-Candidates per iteration are shown too: three (train, shrink, save), two when nothing is pruned.
+All of it is wall time of one run, measured where it is spent; the shares add up to 100 %.
+Candidates per iteration are shown too: two (train, shrink: the save folded into the shrink),
+three where an untrained ``save`` evaluation is needed (nothing pruned, or a rewrite that may
+change the function), plus the final test evaluation.
 
 It prints one line per phase per dataset, the share outside training (target ≤ 10 %) and,
 with ``--json``, one JSON object.
@@ -38,12 +45,19 @@ PHASES = ("growth", "training", "statistics", "shrink", "rewrite", "other")
 
 
 def _timed(spent: dict[str, float], phase: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` adding its wall time to ``spent[phase]``; a call inside another call of the same
+    wrapper (a recursive ``_clone``) is not counted twice."""
+    depth = [0]
+
     def run(*args: Any, **kwargs: Any) -> Any:
+        depth[0] += 1
         started = time.perf_counter()
         try:
             return function(*args, **kwargs)
         finally:
-            spent[phase] += time.perf_counter() - started
+            depth[0] -= 1
+            if depth[0] == 0:
+                spent[phase] += time.perf_counter() - started
 
     return run
 
@@ -52,6 +66,7 @@ def measure(dataset: str, iterations: int | None, what_if: bool = False) -> dict
     """One run's split; ``what_if`` measures the same run without epoch checkpoints (the noisy
     candidates validate once, after training, in either run: ``noisy.VALIDATE_EVERY``)."""
     import genomorph.search.runtime.evaluate as evaluate
+    import genomorph.search.runtime.loop as loop
     from genomorph.search.core.config import DataConfig, TrainConfig
     from genomorph.search.core.driver import RunConfig
     from genomorph.search.runtime.run import prepare_setup, start_search
@@ -65,11 +80,17 @@ def measure(dataset: str, iterations: int | None, what_if: bool = False) -> dict
     Noisy._shrink = _timed(spent, "shrink", originals["_shrink"])  # type: ignore[method-assign]
     Noisy._save = _timed(spent, "rewrite", originals["_save"])  # type: ignore[method-assign]
     evaluate.collect_importance = _timed(spent, "statistics", collect)  # type: ignore[assignment]
+    # inside the training loop but outside its epochs (not in train_s): timed apart from the rest
+    fit, clone = loop.flatten_exponent, loop._clone
+    loop.flatten_exponent = _timed(spent, "flattening test", fit)  # type: ignore[assignment]
+    loop._clone = _timed(spent, "epoch checkpoints", clone)  # type: ignore[assignment]
     from genomorph.search.runtime.checkpoint import EpochCheckpoint
 
     save = EpochCheckpoint.save
     if what_if:
         EpochCheckpoint.save = lambda self, state: None  # type: ignore[method-assign,assignment]
+    else:
+        EpochCheckpoint.save = _timed(spent, "epoch checkpoints", save)  # type: ignore[method-assign]
     try:
         data = DataConfig(name=dataset)  # type: ignore[arg-type]
         options = {"iterations": iterations} if iterations else {}
@@ -90,23 +111,29 @@ def measure(dataset: str, iterations: int | None, what_if: bool = False) -> dict
         for name, function in originals.items():
             setattr(Noisy, name, function)
         evaluate.collect_importance = collect
+        loop.flatten_exponent, loop._clone = fit, clone  # type: ignore[assignment]
         EpochCheckpoint.save = save  # type: ignore[method-assign]
     spent["training"] = sum(c.train_s or 0.0 for c in candidates)
     spent["other"] = wall - sum(spent[p] for p in PHASES if p != "other")
     worker_setup = sum(c.setup_s or 0.0 for c in candidates) - spent["statistics"]
     worker_eval = sum(c.eval_s or 0.0 for c in candidates)
+    between = spent["flattening test"] + spent["epoch checkpoints"]
     other = {
         "worker setup and saving": worker_setup,
         "worker evaluation": worker_eval,
-        "driver, store, strategy rest": spent["other"] - worker_setup - worker_eval,
+        "flattening test": spent["flattening test"],
+        "epoch checkpoints": spent["epoch checkpoints"],
+        "driver, store, strategy rest": spent["other"] - worker_setup - worker_eval - between,
     }
     n = max(len(rows), 1)
+    roles = [str(c.request.meta.get("role")) for c in candidates]
     best = max(rows, key=lambda r: (r["objective"], r["train_accuracy"] or 0.0)) if rows else {}
     return {
         "dataset": dataset + (" (what-if: no epoch checkpoints)" if what_if else ""),
         "iterations": len(rows),
         "wall_s": round(wall, 3),
-        "candidates_per_iteration": round(len(candidates) / n, 2),
+        "candidates_per_iteration": round(sum(r != "final" for r in roles) / n, 2),
+        "save_candidates": roles.count("save"),
         "per_iteration_s": {p: round(spent[p] / n, 4) for p in PHASES},
         "other_per_iteration_s": {k: round(v / n, 4) for k, v in other.items()},
         "share": {p: round(spent[p] / wall, 4) for p in PHASES},
@@ -139,8 +166,8 @@ def main() -> None:
         return
     for r in results:
         print(
-            f"{r['dataset']}: {r['iterations']} iterations ({r['candidates_per_iteration']} candidates each),"
-            f" {r['wall_s']:.1f} s wall, best {r['best']}"
+            f"{r['dataset']}: {r['iterations']} iterations ({r['candidates_per_iteration']} candidates each,"
+            f" {r['save_candidates']} save candidates in all), {r['wall_s']:.1f} s wall, best {r['best']}"
         )
         for phase in PHASES:
             print(
@@ -150,6 +177,7 @@ def main() -> None:
             share = 100 * seconds * r["iterations"] / r["wall_s"]
             print(f"    {part:<29} {seconds:8.3f} s/iteration  {share:5.1f} %")
         print(f"  outside training: {100 * r['outside_training']:.1f} % (target <= 10 %)")
+    print("training = the epochs' forward, backward and optimizer steps; everything else is outside it")
 
 
 if __name__ == "__main__":

@@ -124,13 +124,15 @@ def apply_all(
 
     if not moves:
         return graph, weights, []
-    work = Work(graph.copy(), dict(weights or {}), rng)
+    work = Work(graph.copy(), {}, rng)
     records = []
-    for move in moves:
+    after = set(graph.order())
+    for i, move in enumerate(moves):
         seed = draw_seed(rng)
         work.rng = np.random.default_rng(seed)
-        work.weights = fill_missing(work.graph, work.weights, work.rng)
-        before = set(work.graph.order())
+        if i == 0:  # afterwards every edit leaves complete weights (checked at the end): nothing to fill
+            work.weights = fill_missing(graph, weights, work.rng)
+        before = after
         outcome = rewrite.edit(work, move)
         after = set(work.graph.order())
         records.append(
