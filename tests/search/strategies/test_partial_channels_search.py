@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from genomorph.cli.main import main
 from genomorph.grammar import parse
@@ -63,3 +64,28 @@ def test_channels_that_k_does_not_divide_are_a_clear_error(tmp_path: Path) -> No
     assert "K=3 needs the channels of every edge divisible by 3" in output
     code, output = _search(tmp_path, "--partial-channels", "2", "--set", "partial_channels=4")
     assert code == 2 and "--partial-channels" in output and "contradicts --set partial_channels=4" in output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("strategy", "setting", "method"),
+    [
+        ("darts", "order=2", "DARTS (second order, partial channels K=2)"),
+        ("hyperdarts", "hypernet=linear", "hyperDARTS-1 (linear, partial channels K=2)"),
+    ],
+)
+def test_second_order_and_hyperdarts_search_with_partial_channels(
+    tmp_path: Path, strategy: str, setting: str, method: str
+) -> None:
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        main,
+        ["search", "--strategy", strategy, "--dataset", "digits", "--space", str(_space(tmp_path)),
+         "--out", str(out), "--partial-channels", "2", "--set", setting, "--set", "epochs=1",
+         "--set", "eval_channels=4", "--set", "eval_cells=3", "--set", "final_epochs=0"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["method"] == method and summary["genotype"].startswith("Genotype(normal=")
+    epochs = json.loads((out / "alphas.json").read_text())["epochs"]
+    assert epochs[0]["reduce_beta"] != epochs[-1]["reduce_beta"]
