@@ -29,6 +29,16 @@ def fmt(value: float | None, percent: bool = False) -> str:
     return f"{100 * value:.2f} %" if percent else f"{value:.4g}"
 
 
+def _op_counts(record: dict[str, float]) -> str:
+    """A one-shot search's current genotype as op counts (``  sep3×5 skip×2 ...``), else ''."""
+    if not any(key.startswith("ops.") for key in record):
+        return ""
+    from genomorph.search.strategies._darts_progress import format_op_counts
+
+    text = format_op_counts(record)
+    return f"  {text}" if text else ""
+
+
 class epoch_progress:  # noqa: N801 - used as a context manager, reads like a function
     """A rich progress bar over epochs, as an ``on_epoch`` callback."""
 
@@ -59,6 +69,7 @@ class epoch_progress:  # noqa: N801 - used as a context manager, reads like a fu
             status += f"  val acc {100 * record['val_accuracy']:.2f} %"
         elif "val_r2" in record:
             status += f"  val R² {record['val_r2']:.4f}"
+        status += _op_counts(record)
         self.progress.update(self.task, completed=epoch, total=epochs, status=status)
 
 
@@ -134,6 +145,7 @@ class RichSearchObserver:
         status = f"loss {record['train_loss']:.4f}"
         if "val_accuracy" in record:
             status += f"  val {100 * record['val_accuracy']:.2f} %"
+        status += _op_counts(record)
         self.progress.update(self.epoch_task, completed=epoch, total=epochs, status=status, visible=True)
 
     def stop(self) -> None:

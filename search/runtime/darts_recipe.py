@@ -145,6 +145,7 @@ class ArchitectureStep(Step):
         self.losses = EpochMean(ctx.device)
         self.count = 0
         self.alphas: list[dict[str, list]] = [self._alphas()]  # α at the start and after every epoch
+        self.layout = opts.layout  # for the op counts of the genotype α gives after each epoch
 
     def _alphas(self) -> dict[str, list]:
         return {g: t.detach().cpu().tolist() for g, t in self.module.named_arch_parameters()}
@@ -169,7 +170,12 @@ class ArchitectureStep(Step):
 
     def end_epoch(self, epoch: int) -> dict[str, float]:
         self.alphas.append(self._alphas())
-        return {"arch_loss": self.losses.mean()}
+        record = {"arch_loss": self.losses.mean()}
+        if self.layout is not None:
+            from genomorph.search.strategies._darts_progress import op_counts_record
+
+            record.update(op_counts_record(self.alphas[-1], self.layout))
+        return record
 
     def state_dict(self) -> StepState:
         return {

@@ -12,6 +12,18 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class GenotypeLayout(BaseModel):
+    """How the worker reads the genotype α gives now, for the op counts of the epoch progress
+    (`_darts_progress.py`): the candidates' labels of every α row per group and, in DARTS cells,
+    the rows into each intermediate node (the top-2 of those are kept); a group without ``nodes``
+    keeps the strongest candidate of every row."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    labels: dict[str, tuple[tuple[str, ...], ...]] = Field(default_factory=dict)
+    nodes: dict[str, tuple[tuple[int, ...], ...]] = Field(default_factory=dict)
+
+
 class DartsRecipeOptions(BaseModel):
     """One supernet search: bilevel optimisation of weights (or hypernetworks) and α."""
 
@@ -39,6 +51,8 @@ class DartsRecipeOptions(BaseModel):
     ``ir.partial_channels`` to the space, so the genome itself holds the partial channels and
     the edge parameters β (architecture tensors beside α, trained by the same Adam step); the
     recipe trains the genome it is given and reports K in the metrics."""
+    layout: GenotypeLayout | None = None
+    """Where the op counts of the current genotype come from (``None``: no counts in the records)."""
     fuse: bool = True
     """Step through ``lower.fuse.fuse_mixed`` of the supernet: the same function and tensors,
     fewer kernels (``search/runtime/darts_fusion.py``)."""
@@ -46,4 +60,4 @@ class DartsRecipeOptions(BaseModel):
     """On CPU, store the supernet's 4-D tensors NHWC (faster depthwise convolutions); same values."""
 
 
-__all__ = ["DartsRecipeOptions"]
+__all__ = ["DartsRecipeOptions", "GenotypeLayout"]

@@ -35,7 +35,8 @@ from genomorph.search.core.protocol import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
-from ._darts_options import DartsRecipeOptions
+from ._darts_options import DartsRecipeOptions, GenotypeLayout
+from ._darts_progress import genotype_layout
 from ._darts_space import argmax_genome, is_darts_supernet, op_counts, share_pure_ops
 
 #: sizes and lengths per kind of data: ``small`` = images of at most 16x16 (digits), ``cifar`` =
@@ -212,8 +213,16 @@ class Darts(Strategy[DartsConfig, DartsState]):
         for key in ("batch_size", "lr", "arch_lr"):
             if getattr(cfg, key) is not None:
                 values[key] = getattr(cfg, key)
+        values["layout"] = self._layout()
         values.update(fuse=cfg.fuse, channels_last=cfg.channels_last)
         return DartsRecipeOptions(**values).model_dump(mode="json")
+
+    def _layout(self) -> GenotypeLayout:
+        """How the worker reads the current genotype's op counts off α (the epoch progress)."""
+        from genomorph.grammar import parse
+
+        # the space the α are discretised on (PC-DARTS keeps α's groups, rows and candidates)
+        return genotype_layout(parse(self.plain_space, source_name="<search space>"))
 
     # ------------------------------------------------------------------ protocol
     def propose(self, ctx: SearchContext) -> list[Proposal]:
