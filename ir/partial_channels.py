@@ -26,7 +26,7 @@ Pure and torch-free: the input graph is never edited.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from pydantic import ValidationError
 
@@ -72,7 +72,7 @@ def partial_channels(graph: Graph, k: int) -> Graph:
     out = graph.copy()
     replaced: dict[NodeId, NodeId] = {}
     for m in mixed:
-        replaced[m] = _split_edge(graph, out, m, k, shapes)
+        replaced[m] = _split_edge(graph, out, m, k, shapes, replaced)
     sums = _normalise_edges(graph, out, replaced)
     _prune(out, [graph.output_node(), *graph.aux_outputs()])
     try:
@@ -87,9 +87,20 @@ def partial_channels(graph: Graph, k: int) -> Graph:
     return out
 
 
-def _split_edge(graph: Graph, out: Graph, m: NodeId, k: int, shapes: dict[NodeId, Shape]) -> NodeId:
-    """Add the partial-channel form of mixed node ``m`` to ``out``; return its output node."""
+def _split_edge(
+    graph: Graph,
+    out: Graph,
+    m: NodeId,
+    k: int,
+    shapes: Mapping[NodeId, Shape],
+    replaced: dict[NodeId, NodeId],
+) -> NodeId:
+    """Add the partial-channel form of mixed node ``m`` to ``out``; return its output node.
+
+    ``replaced`` maps the mixed nodes already split to their new outputs: an edge may read one.
+    """
     x, chains = edge_input(graph, m)
+    source = replaced.get(x, x)
     node = graph.node(m)
     where = node.describe()
     if len(shapes[x]) != 3:
@@ -107,7 +118,7 @@ def _split_edge(graph: Graph, out: Graph, m: NodeId, k: int, shapes: dict[NodeId
             hint=f"choose a K that divides {c}",
         )
     part = c // k
-    sampled = out.add(ChannelSlice(start=0, stop=part), [x])
+    sampled = out.add(ChannelSlice(start=0, stop=part), [source])
     candidates = []
     for chain in chains:
         value = sampled
@@ -115,7 +126,7 @@ def _split_edge(graph: Graph, out: Graph, m: NodeId, k: int, shapes: dict[NodeId
             value = out.add(_narrowed(graph, nid, k), [value], span=graph.node(nid).span)
         candidates.append(value)
     edge = out.add(node.op, candidates, span=node.span)
-    rest = out.add(ChannelSlice(start=part, stop=c), [x])
+    rest = out.add(ChannelSlice(start=part, stop=c), [source])
     if (h_out, w_out) != (h, w):
         rest = out.add(_bypass_pool(where, (h, w), (h_out, w_out)), [rest])
     joined = out.add(Concat(), [edge, rest])

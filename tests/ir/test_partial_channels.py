@@ -113,6 +113,21 @@ def test_a_sequential_supernet_is_split_too() -> None:
     assert print_genome(parse(print_genome(pc))) == print_genome(pc)
 
 
+def test_an_edge_reading_another_edge_reads_its_split_form() -> None:
+    text = (
+        "input 1x8x8\nconv(8, 3) bn\n"
+        "mixed(skip, relu conv(8, 3), group=g) mixed(skip, relu conv(8, 5), group=g, row=1)\n"
+        "gap linear(10)\n"
+    )
+    pc = partial_channels(parse(text), 2)
+    assert pc.histogram()["mixed"] == 2 and pc.histogram()["channel_shuffle"] == 2
+    second = [nid for nid in pc.order() if isinstance(pc.op(nid), Mixed)][1]
+    x, _ = edge_input(pc, second)  # the slice of the first edge's shuffled output
+    assert isinstance(pc.op(pc.inputs(x)[0]), ChannelShuffle)
+    convs = [pc.op(nid) for nid in pc.order() if pc.kind(nid) == "conv"]
+    assert [c.channels for c in convs] == [8, 4, 4]  # the stem, then both candidates narrowed
+
+
 def test_channels_not_divisible_by_k_are_refused() -> None:
     with pytest.raises(ConfigError, match=r"K=3 needs the channels of every edge divisible by 3.*reads 4"):
         partial_channels(_cells(channels=4), 3)
