@@ -163,22 +163,54 @@ def sync_batch_norm(module: nn.Module) -> int:
     return count
 
 
+class _GlobalNormalise(torch.autograd.Function):
+    """``(x - mean) / sqrt(var + eps)`` with the mean and variance of every rank's batch together.
+
+    Forward and backward are SyncBatchNorm's: the per-channel sums (of x, x²; in the backward of
+    dy, dy·x̂) are added over the ranks with one all-reduce each, and the input gradient is
+    ``(dy - mean(dy) - x̂·mean(dy·x̂)) / std`` with those global means, as one formula rather than
+    autograd through the sums: the two means nearly cancel the first term (exactly so for the
+    parts of dy that batch norm makes the loss blind to), so they are computed in float64, as
+    torch's CPU kernel accumulates them.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # type: ignore[override]
+        channels, dims = x.shape[1], [0, *range(2, x.dim())]
+        wide = x.double()
+        count = torch.full((1,), x.numel() / channels, dtype=torch.float64, device=x.device)
+        stats = torch.cat([wide.sum(dims), (wide * wide).sum(dims), count])
+        dist.all_reduce(stats)
+        total = stats[-1]
+        mean = stats[:channels] / total
+        var = (stats[channels : 2 * channels] / total - mean * mean).clamp_min(0.0)
+        inv_std = torch.rsqrt(var + eps)
+        shape = [1, channels] + [1] * (x.dim() - 2)
+        ctx.save_for_backward(x, mean, inv_std, total)
+        ctx.shape, ctx.dims = shape, dims
+        ctx.mark_non_differentiable(mean, var, total)
+        y = ((wide - mean.view(shape)) * inv_std.view(shape)).to(x.dtype)
+        return y, mean, var, total
+
+    @staticmethod
+    def backward(ctx: Any, dy: Tensor, *unused: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        x, mean, inv_std, total = ctx.saved_tensors
+        shape, dims = ctx.shape, ctx.dims
+        x_hat = (x.double() - mean.view(shape)) * inv_std.view(shape)
+        wide = dy.double()
+        sums = torch.cat([wide.sum(dims), (wide * x_hat).sum(dims)])
+        dist.all_reduce(sums)
+        channels = mean.numel()
+        mean_dy, mean_dy_xhat = sums[:channels] / total, sums[channels:] / total
+        dx = (wide - mean_dy.view(shape) - x_hat * mean_dy_xhat.view(shape)) * inv_std.view(shape)
+        return dx.to(dy.dtype), None
+
+
 def global_batch_norm(bn: Any, x: Tensor) -> Tensor:
     """Batch norm of ``x`` with the mean and (biased) variance over every rank's batch."""
-    import torch.distributed.nn.functional as dist_nn
-
-    channels = x.shape[1]
-    dims = [0, *range(2, x.dim())]
-    wide = x.double()  # float64 sums: E[x²] - E[x]² stays as exact as torch's own kernel
-    count = torch.full((1,), x.numel() / channels, dtype=torch.float64, device=x.device)
-    stats = dist_nn.all_reduce(torch.cat([wide.sum(dims), (wide * wide).sum(dims), count]))
-    total = stats[-1]
-    mean = stats[:channels] / total
-    var = (stats[channels : 2 * channels] / total - mean * mean).clamp_min(0.0)
-    shape = [1, channels] + [1] * (x.dim() - 2)
-    inv_std = torch.rsqrt(var + bn.eps)
-    y = (x - mean.to(x.dtype).view(shape)) * inv_std.to(x.dtype).view(shape)
+    y, mean, var, total = _GlobalNormalise.apply(x, bn.eps)
     if bn.affine:
+        shape = [1, x.shape[1]] + [1] * (x.dim() - 2)
         y = y * bn.weight.view(shape) + bn.bias.view(shape)
     if bn.training and bn.track_running_stats:
         with torch.no_grad():

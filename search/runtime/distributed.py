@@ -283,7 +283,10 @@ class DataParallelExecutor(InProcessExecutor):
                 dist.broadcast_object_list([saved], src=0)
             with active(parallel):
                 result = evaluate_job(spec, job, self.on_epoch)
-        except BaseException:
+        except BaseException as err:
+            if isinstance(err, KeyboardInterrupt):  # the search stops: end the followers quietly
+                for child in world.children:
+                    child.kill()
             world.break_up()
             raise
         if not result.ok:
