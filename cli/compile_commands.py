@@ -361,6 +361,17 @@ class ConvertConfig(_Config):
     auxiliary: bool = False
     input_shape: tuple[int, ...] = (3, 32, 32)
     """C x H x W of the input images (darts and darts-search)."""
+    drop_path: float = Field(default=0.0, ge=0, lt=1)
+    """darts: drop-path on every edge op but the identity, rising linearly to this in training."""
+
+
+def _darts_drop_path(given: float | None, shape: tuple[int, ...]) -> float:
+    """DARTS' 0.2 on CIFAR-like inputs (the strategy's defaults); none on small images."""
+    if given is not None:
+        return given
+    from genomorph.search.strategies.darts import DROP_PATH, SMALL_DROP_PATH
+
+    return DROP_PATH if min(shape[1:]) >= 32 else SMALL_DROP_PATH
 
 
 def _image_shape(text: str) -> tuple[int, ...]:
@@ -386,6 +397,7 @@ def convert_to_graph(config: ConvertConfig) -> Graph:
             config.classes,
             config.auxiliary,
             input_shape=config.input_shape,
+            drop_path=config.drop_path,
         )
     if config.source == "darts-search":
         from genomorph.grammar.darts import darts_supernet
@@ -426,7 +438,9 @@ Examples:
 \b
 Defaults: darts C=36 N=20 (CIFAR-10 evaluation network), nb201 C=16 N=5 (cells per
 stage), darts-search C=16 N=8 (supernet with the 8 candidate ops on every edge);
-10 classes. --auxiliary adds DARTS' auxiliary head (darts only).
+10 classes. --auxiliary adds DARTS' auxiliary head (darts only). --drop-path P (darts):
+drop-path on every edge op but the identity, its rate rising linearly to P over a training;
+default 0.2 (DARTS' CIFAR value) for inputs of 32x32 and up, 0 for smaller ones.
 """,
 )
 @click.argument("text", required=False, metavar="[TEXT|FILE|-]")
@@ -448,6 +462,12 @@ stage), darts-search C=16 N=8 (supernet with the 8 candidate ops on every edge);
     metavar="CxHxW",
     help="Input image shape of darts / darts-search networks, e.g. 1x8x8.  [default: 3x32x32]",
 )
+@click.option(
+    "--drop-path",
+    type=click.FloatRange(0, 1, max_open=True),
+    help="darts: drop-path rate the training raises linearly to (0 = none).  "
+    "[default: 0.2 for 32x32 inputs and up, else 0]",
+)
 @output_option()
 def convert(
     text: str | None,
@@ -459,6 +479,7 @@ def convert(
     auxiliary: bool,
     input_shape: str | None,
     output: Path | None,
+    drop_path: float | None = None,
 ) -> None:
     """Convert published architectures (DARTS, NAS-Bench-201) to genomes and back."""
     if (from_ is None) == (to is None):
@@ -482,6 +503,8 @@ def convert(
         )
     if auxiliary and from_ != "darts":
         raise click.UsageError("--auxiliary applies to --from darts only")
+    if drop_path is not None and from_ != "darts":
+        raise click.UsageError("--drop-path applies to --from darts only")
     if input_shape and from_ == "nb201":
         raise click.UsageError("--input-shape applies to --from darts and darts-search")
     shape = _image_shape(input_shape) if input_shape else (3, 32, 32)
@@ -496,5 +519,6 @@ def convert(
         classes=classes or 10,
         auxiliary=auxiliary,
         input_shape=shape,
+        drop_path=_darts_drop_path(drop_path, shape) if from_ == "darts" else 0.0,
     )
     write_output(print_genome(convert_to_graph(config)).rstrip("\n") + "\n", output)

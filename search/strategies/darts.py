@@ -39,14 +39,19 @@ from ._darts_options import DartsRecipeOptions, GenotypeLayout
 from ._darts_progress import genotype_layout
 from ._darts_space import argmax_genome, is_darts_supernet, op_counts, share_pure_ops
 
+#: drop-path of the evaluation network (its rate rises linearly to this over the training, §4.8.2):
+#: DARTS' 0.2 on CIFAR shapes; on small data see docs/darts.md for the measurement behind it
+DROP_PATH = 0.2
+SMALL_DROP_PATH = 0.0
+
 #: sizes and lengths per kind of data: ``small`` = images of at most 16x16 (digits), ``cifar`` =
 #: 32x32 and up (paper 003 §4.8). Small-data values are chosen so a search on digits finishes in
 #: minutes on 2 CPU cores (docs/strategies.md has the measurements).
 DEFAULTS: dict[str, dict[str, Any]] = {
     "small": {"channels": 8, "cells": 5, "epochs": 10, "eval_channels": 16, "eval_cells": 8,
-              "auxiliary": False, "final_epochs": 10, "arch_lr_scale": 10.0},
+              "auxiliary": False, "final_epochs": 10, "arch_lr_scale": 10.0, "drop_path": SMALL_DROP_PATH},
     "cifar": {"channels": 16, "cells": 8, "epochs": 50, "eval_channels": 36, "eval_cells": 20,
-              "auxiliary": True, "final_epochs": 600, "arch_lr_scale": 1.0},
+              "auxiliary": True, "final_epochs": 600, "arch_lr_scale": 1.0, "drop_path": DROP_PATH},
 }  # fmt: skip
 
 #: hyperDARTS-1 / -2 settings that differ from DARTS' (paper 003 Table 1)
@@ -84,6 +89,9 @@ class DartsConfig(BaseModel):
     """Ignore runs whose normal cell has no skip connection (§4.7); default on for hyperDARTS."""
     final_epochs: int | None = Field(default=None, ge=0)
     """Training epochs of the found network from scratch; 0 only evaluates it."""
+    drop_path: float | None = Field(default=None, ge=0, lt=1)
+    """Drop-path of the evaluation network (``stochastic_depth(P, schedule=linear)`` after every
+    edge op but the identity; the rate rises from 0 to P over its training); 0: none."""
     partial_channels: int = Field(default=1, ge=1)
     """PC-DARTS' K (``--partial-channels K``): 1/K of every edge's channels go through its
     candidate ops, and edge normalisation weights a node's edges (``ir/partial_channels.py``).
@@ -277,6 +285,7 @@ class Darts(Strategy[DartsConfig, DartsState]):
                 info.num_outputs,
                 auxiliary=aux,
                 input_shape=info.input_shape,
+                drop_path=float(self.defaults["drop_path"]),
             )
         else:
             found, chosen = argmax_genome(graph, arch)
