@@ -1,4 +1,4 @@
-"""DARTS search-step benchmark: genomorph's lowered supernet against one written by hand.
+"""DARTS search-step benchmark: genomorph's supernet as the search runs it against one written by hand.
 
 At the official search configuration (3x32x32 inputs, C=16, 8 cells, 10 classes, CPU) and
 batch 16 / 64, alternately for the two contenders (median of per-round ratios):
@@ -7,31 +7,41 @@ batch 16 / 64, alternately for the two contenders (median of per-round ratios):
 - the **first-order architecture step** (validation forward/backward, Adam on α);
 - the **second-order architecture step** (eq. 17: unrolled weights, validation gradient,
   finite-difference Hessian-vector product);
-- **peak RSS** of a fresh process doing one of each step (``ru_maxrss``);
+- **peak RSS**: every configuration in a fresh child process that builds the model and runs one
+  of each step; its ``ru_maxrss`` read by ``os.wait4``; rounds interleaved, medians; a child that
+  only imports torch and genomorph and builds the batches gives the baseline, subtracted for
+  the "net" ratio;
 - the hyperDARTS (linear hypernetwork) weight step against the DARTS weight step, both genomorph.
 
 The hand-written contender follows the structure of the official ``model_search.py`` /
-``architect.py``: one module per candidate op, every op evaluated on every edge, and the
-second-order step builds a fresh copy of the whole model for the unrolled weights. genomorph's
-second-order step writes w' and w± into the module's own weights instead, and its supernet has
-the parameter-free ops that read the same value shared (``share_pure_ops``, as the search runs it). Targets (issue 8):
-each step <= 0.7x, peak memory <= 0.8x. Both networks are checked to have the same parameter
-count. Run: ``python bench/bench_darts.py`` (``--batch 16 64``, ``--repeats N``, ``--threads T``,
-``--skip-memory``).
+``architect.py``: one module per candidate op, every op evaluated on every edge, the default
+memory format, and the second-order step builds a fresh copy of the whole model for the
+unrolled weights. genomorph's contender is what ``--strategy darts`` steps through
+(``search_network``): the space with the parameter-free ops that read the same value shared
+(``share_pure_ops``), lowered, in channels_last, fused (``lower.fuse.fuse_mixed``); its
+second-order step writes w' and w± into the module's own weights instead of copying the model.
+``--ablation`` also times the plain lowering (default layout, not fused) and channels_last
+without fusion against the full path. Targets (issue 8): each step <= 0.7x, peak memory <= 0.8x.
+Both networks are checked to have the same parameter count. Run: ``python bench/bench_darts.py``
+(``--batch 16 64``, ``--repeats N``, ``--memory-rounds N``, ``--threads T``, ``--skip-memory``,
+``--ablation``).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import multiprocessing
-import resource
+import os
+import statistics
+import subprocess
+import sys
 
 import torch
 import torch.nn.functional as F
 from _timing import Comparison, interleaved
 from genomorph.grammar.darts import darts_supernet
 from genomorph.lower import lower
+from genomorph.search.runtime.darts_fusion import search_network
 from genomorph.search.runtime.darts_steps import ArchUpdate, SGDUpdate, classification_loss
 from genomorph.search.strategies._darts_space import share_pure_ops
 from torch import nn
@@ -203,6 +213,10 @@ def hand_second_order(model: HandSupernet, arch_opt: torch.optim.Optimizer, w_op
 
 
 # ------------------------------------------------------------------ contenders
+#: genomorph's ways of running the supernet: (channels_last, fused); "genomorph" is the search's
+LAYOUTS = {"genomorph": (True, True), "plain": (False, False), "channels_last": (True, False)}
+
+
 class Contender:
     def __init__(self, kind: str, batch: int, seed: int = 0) -> None:
         torch.manual_seed(seed)
@@ -218,19 +232,22 @@ class Contender:
         )
         if kind == "hand":
             self.model: nn.Module = HandSupernet()
+            net: nn.Module = self.model
         else:
             # the space as the search runs it: parameter-free ops on the same value shared
             self.model = lower(share_pure_ops(darts_supernet(16, 8, 10))[0])
+            cl, fuse = LAYOUTS["genomorph" if kind == "hyper" else kind]
+            net = search_network(self.model, torch.device("cpu"), fuse, cl)  # type: ignore[arg-type]
             if kind == "hyper":
                 from genomorph.search.runtime.hypernet import HyperSupernet
 
-                self.model = HyperSupernet(self.model, "linear")  # type: ignore[arg-type]
+                net = HyperSupernet(self.model, "linear", run=net)  # type: ignore[arg-type]
         self.model.train()
-        params = self.model.weight_parameters() if kind == "hyper" else list(self.model.parameters())  # type: ignore[operator]
+        params = net.weight_parameters() if kind == "hyper" else list(self.model.parameters())  # type: ignore[operator]
         self.weights = SGDUpdate(params, 0.025, 0.9, 3e-4, 5.0)
         self.arch1 = ArchUpdate(self.model.arch_parameters(), 3e-4, (0.5, 0.999), 1e-3, order=1)  # type: ignore[operator]
         self.arch2 = ArchUpdate(self.model.arch_parameters(), 3e-4, (0.5, 0.999), 1e-3, order=2)  # type: ignore[operator]
-        self.loss = classification_loss(self.model)
+        self.loss = classification_loss(net)
         self.weight_step()  # momentum buffers exist, as in a running search
 
     def weight_step(self) -> None:
@@ -246,23 +263,46 @@ class Contender:
             self.arch2.step(self.loss, self.val, self.train, self.weights)
 
 
-def _peak(kind: str, batch: int, threads: int, queue: multiprocessing.Queue) -> None:
+# ------------------------------------------------------------------ peak memory
+def _child(kind: str, batch: int, threads: int) -> None:
+    """What a measured child process runs (``--child``): build (one weight step), then one of each
+    step; every step holds one forward's activations at its peak, so more steps add little."""
     torch.set_num_threads(threads)
+    if kind == "baseline":  # interpreter, torch, genomorph and the batches, no model
+        gen = torch.Generator().manual_seed(0)
+        _ = [torch.randn(batch, 3, 32, 32, generator=gen) for _ in range(2)]
+        return
     c = Contender(kind, batch)
     c.arch_second()
     c.arch_first()
     c.weight_step()
-    queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
-def peak_rss(kind: str, batch: int, threads: int) -> float:
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_peak, args=(kind, batch, threads, queue))
-    proc.start()
-    value = queue.get()
-    proc.join()
-    return float(value)
+def peak_rss_mib(kind: str, batch: int, threads: int) -> float:
+    """Peak RSS of a fresh child process running `_child`, from the kernel's rusage of that child."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", kind, str(batch), str(threads)]
+    proc = subprocess.Popen(cmd, cwd=os.path.dirname(os.path.abspath(__file__)))
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"the {kind} child for batch {batch} failed ({proc.returncode})")
+    return usage.ru_maxrss / 1024  # KiB on Linux
+
+
+def memory(batch: int, threads: int, rounds: int) -> None:
+    peaks: dict[str, list[float]] = {"genomorph": [], "hand": [], "baseline": []}
+    for r in range(rounds):  # interleaved: which contender runs first alternates
+        order = ("genomorph", "hand", "baseline") if r % 2 == 0 else ("hand", "genomorph", "baseline")
+        for kind in order:
+            peaks[kind].append(peak_rss_mib(kind, batch, threads))
+    a, b, base = (statistics.median(peaks[k]) for k in ("genomorph", "hand", "baseline"))
+    ratios = [x / y for x, y in zip(peaks["genomorph"], peaks["hand"], strict=True)]
+    print(
+        f"peak RSS (median of {rounds}): genomorph {a:.0f} MiB, by hand {b:.0f} MiB, ratio "
+        f"{statistics.median(ratios):.2f}; baseline (interpreter + torch + genomorph) {base:.0f} MiB, "
+        f"net of it {a - base:.0f} vs {b - base:.0f} MiB, ratio {(a - base) / (b - base):.2f}",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -271,9 +311,15 @@ def main() -> None:
     )
     parser.add_argument("--batch", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--memory-rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--ablation", action="store_true")
+    parser.add_argument("--child", nargs=3, metavar=("KIND", "BATCH", "THREADS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        _child(args.child[0], int(args.child[1]), int(args.child[2]))
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
@@ -296,13 +342,20 @@ def main() -> None:
         for what in ("weight_step", "arch_first", "arch_second"):
             report(interleaved(f"genomorph {what}", getattr(ours, what), f"by hand {what}",
                                getattr(hand, what), repeats=args.repeats))  # fmt: skip
+        del hand
         hyper = Contender("hyper", batch)
         report(interleaved("hyperDARTS weight step", hyper.weight_step, "DARTS weight step",
                            ours.weight_step, repeats=args.repeats))  # fmt: skip
-        del ours, hand, hyper
+        del hyper
+        if args.ablation:  # what each part of the search's path buys (reference: the full path)
+            for kind in ("plain", "channels_last"):
+                other = Contender(kind, batch)
+                report(interleaved(f"{kind} weight step", other.weight_step, "genomorph weight step",
+                                   ours.weight_step, repeats=args.repeats))  # fmt: skip
+                del other
+        del ours
         if not args.skip_memory:
-            a, b = peak_rss("genomorph", batch, threads), peak_rss("hand", batch, threads)
-            print(f"peak RSS: genomorph {a:.0f} MiB, by hand {b:.0f} MiB, ratio {a / b:.2f}")
+            memory(batch, threads, args.memory_rounds)
 
 
 if __name__ == "__main__":
