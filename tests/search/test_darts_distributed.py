@@ -174,3 +174,41 @@ def test_a_follower_that_died_fails_the_candidate_with_its_name(tmp_path: Path) 
         # the run goes on without it: the next DARTS candidate trains on rank 0 alone
         alone = _parallel(world, tmp_path / "run", _job("seq", "darts", job_id=1))
         assert alone.ok, alone.reason
+
+
+RANK0 = """
+import sys, time
+from genomorph.search.runtime.distributed import launch
+with launch(2, "cpu") as world:
+    print(world.children[0].pid, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_followers_end_with_a_killed_rank_0(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    rank0 = subprocess.Popen([sys.executable, "-c", RANK0], stdout=subprocess.PIPE, text=True)  # noqa: S603
+    try:
+        assert rank0.stdout is not None
+        follower = int(rank0.stdout.readline())  # printed once the group stands
+        os.kill(rank0.pid, signal.SIGKILL)
+        rank0.wait()
+        for _ in range(6000):  # a bound, not a timing assertion: 10 minutes of 0.1 s looks
+            try:
+                os.kill(follower, 0)
+            except ProcessLookupError:
+                return
+            if (
+                Path(f"/proc/{follower}/stat").is_file()
+                and " Z " in Path(f"/proc/{follower}/stat").read_text()
+            ):
+                return  # ended, waiting for init to collect it
+            time.sleep(0.1)
+        raise AssertionError(f"follower {follower} outlived its rank 0")
+    finally:
+        if rank0.poll() is None:
+            rank0.kill()
