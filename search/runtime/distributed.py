@@ -372,8 +372,10 @@ def follow_from_env() -> int:
     try:
         follow(world)
     except FollowerFailed as err:
+        # rank 0 has the error and reports the candidate's failure; a non-zero status would make
+        # torchrun stop rank 0 as well, before it can record it
         log.error("%s", err)
-        return 1
+        return 0
     finally:
         world.close()
     return 0
