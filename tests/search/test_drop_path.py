@@ -157,3 +157,29 @@ def test_convert_puts_drop_path_on_cifar_shapes_by_default() -> None:
     assert "stochastic_depth" not in convert("--input-shape", "1x8x8")  # small images: none
     assert "stochastic_depth(0.3, schedule=linear)" in convert("--input-shape", "1x8x8", "--drop-path", "0.3")
     assert invoke("convert", "--from", "nb201", "|skip_connect~0|", "--drop-path", "0.1").exit_code == 2
+
+
+def test_aux_loss_drop_path_and_cutout_train_together_on_cifar_shapes() -> None:
+    """The full §4.8.2 set on a (tiny) CIFAR-shaped evaluation network: the aux tower needs 32x32."""
+    from genomorph.grammar import parse
+    from genomorph.search.core.protocol import DatasetInfo
+    from genomorph.search.runtime.data import Dataset, Split
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (48, 3, 32, 32), generator=gen, dtype=torch.uint8)
+    y = torch.randint(0, 10, (48,), generator=gen)
+    info = DatasetInfo(name="synthetic", task="classification", input_shape=(3, 32, 32), num_outputs=10,
+                       train_size=32, val_size=16, test_size=0)  # fmt: skip
+    data = Dataset(info, Split(x[:32], y[:32]), Split(x[32:], y[32:]), Split(x[:0], y[:0]), 255.0,
+                   torch.zeros(3, 1, 1), torch.ones(3, 1, 1))  # fmt: skip
+    graph = genotype_to_graph(GENOTYPE, 2, 3, 10, auxiliary=True, input_shape=(3, 32, 32), drop_path=0.2)
+    graph = parse(print_genome(graph))
+    (aux,) = graph.aux_outputs()
+    head = graph.inputs(aux)[0]  # the aux tower's classifier
+    torch.manual_seed(0)
+    module = lower(graph)
+    before = module.state_dict()[f"n{head}.weight"].clone()
+    config = TrainConfig(epochs=2, batch_size=16, cutout=16)
+    report = train(module, data, config, seed=0, aux_weights=[graph.op(aux).weight])
+    assert [r["drop_path"] for r in report.history] == pytest.approx([0.0, 0.1])
+    assert not torch.equal(module.state_dict()[f"n{head}.weight"], before)  # the aux loss trained it
