@@ -185,6 +185,7 @@ with launch(2, "cpu") as world:
 """
 
 
+@pytest.mark.slow  # two interpreters start; the mechanism is the pool workers' (PR_SET_PDEATHSIG)
 def test_followers_end_with_a_killed_rank_0(tmp_path: Path) -> None:
     import os
     import signal
