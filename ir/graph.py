@@ -121,6 +121,9 @@ class Graph:
         other._g = self._g.copy()
         other._next_id = self._next_id
         other.source_name = self.source_name
+        # what the passes computed holds for the copy too (immutable values; an edit of either
+        # graph clears its own cache): a rewrite's checks on its copy need not compute it again
+        other._cache.update(self._cache)
         return other
 
     # ------------------------------------------------------------------ reading
@@ -263,6 +266,9 @@ class Graph:
         for old in self.order():
             node = self.node(old)
             out.add(node.op, [mapping[i] for i in self.inputs(old)], name=node.name, span=node.span)
+        if "shapes" in self._cache:  # the same ops and wiring under new ids: the same shapes
+            shapes = self._cache["shapes"]
+            out._cache["shapes"] = MappingProxyType({mapping[n]: s for n, s in shapes.items()})  # type: ignore[attr-defined]
         return out, mapping
 
     def structure(self) -> tuple:

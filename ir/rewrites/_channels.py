@@ -27,8 +27,9 @@ concat from behind).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 from genomorph.ir.errors import NotApplicable
@@ -171,6 +172,63 @@ class _Planner:
                 self.backward(n, via)
 
 
+@dataclass(frozen=True)
+class _Reach:
+    """What a change of ``seed`` reaches: everything of a `Plan` but the channel maps.
+
+    It depends on the graph and the seed only, never on the map, so it is kept in the graph's
+    cache (cleared by every edit): a rewrite checks that a change is possible, then plans the
+    real one at the same node (add-neurons, prune-neurons, ``select``, the noisy groups), and a
+    strategy plans the same layers of one network many times per iteration."""
+
+    roots: Mapping[NodeId, NodeId]
+    """Every changed value -> the representative of the values that share its map."""
+    derived: tuple[NodeId, ...]
+    layers: frozenset[NodeId]
+    readers: Mapping[NodeId, NodeId]
+    weighted_pass: frozenset[NodeId]
+    layouts: Mapping[NodeId, Layout]
+
+
+def _reach(graph: Graph, seed: NodeId, virtual: bool) -> _Reach:
+    """The cached `_Reach` of ``seed`` (a refusal is cached too, and raised again as new)."""
+    key = f"channels.reach:{seed}:{int(virtual)}"
+    found = graph._cache.get(key)
+    if found is None:
+        try:
+            found = _walk(graph, seed, virtual)
+        except NotApplicable as err:
+            found = (err.message, err.span, err.hint)
+        graph._cache[key] = found
+    if isinstance(found, tuple):
+        message, span, hint = found
+        raise NotApplicable(message, span=span, hint=hint)
+    return found  # type: ignore[return-value]
+
+
+def _walk(graph: Graph, seed: NodeId, virtual: bool) -> _Reach:
+    planner = _Planner(graph)
+    planner.join(seed)
+    if not virtual:
+        if role(graph, seed) != "layer":
+            raise NotApplicable(f"{describe(graph, seed)} does not produce channels of its own")
+        planner.layers.add(seed)
+    planner.todo.append(("fwd", seed, None))
+    planner.drain()
+    members = set(planner.parent)
+    weighted = {n for n in members - {seed} if role(graph, n) == "pass" and _has_tensors(graph, n)}
+    layers = planner.layers - ({seed} if virtual else set())
+    affected = layers | set(planner.readers) | weighted
+    return _Reach(
+        roots=MappingProxyType({n: planner.find(n) for n in planner.parent}),
+        derived=tuple(sorted(planner.derived)),
+        layers=frozenset(layers),
+        readers=MappingProxyType(dict(planner.readers)),
+        weighted_pass=frozenset(weighted),
+        layouts=MappingProxyType({n: layout_of(graph, n) for n in affected}),
+    )
+
+
 def plan(
     graph: Graph, seed: NodeId, src: np.ndarray, *, virtual: bool = False, keep: Iterable[NodeId] = ()
 ) -> Plan:
@@ -181,33 +239,21 @@ def plan(
     (and, for a virtual seed, the values it is computed from) must not change.
     """
     src = np.asarray(src, dtype=np.int64)
-    planner = _Planner(graph)
-    planner.join(seed)
-    if not virtual:
-        if role(graph, seed) != "layer":
-            raise NotApplicable(f"{describe(graph, seed)} does not produce channels of its own")
-        planner.layers.add(seed)
-    planner.todo.append(("fwd", seed, None))
-    planner.drain()
+    reach = _reach(graph, seed, virtual)
     fixed = set(keep) | (set(graph.inputs(seed)) if virtual else set())
-    caught = sorted(fixed & set(planner.parent))
+    caught = sorted(fixed & reach.roots.keys())
     if caught:
         raise NotApplicable(
             f"the change would come back around to {describe(graph, caught[0])}, whose channels must stay",
             hint="the readers of the changed value are merged with values it is computed from",
         )
-    maps = _resolve(planner, seed, src)
-    members = set(planner.parent)
-    weighted = {n for n in members - {seed} if role(graph, n) == "pass" and _has_tensors(graph, n)}
-    layers = planner.layers - ({seed} if virtual else set())
-    affected = layers | set(planner.readers) | weighted
     return Plan(
-        maps=maps,
-        layers=layers,
-        readers=dict(planner.readers),
+        maps=_resolve(graph, reach, seed, src),
+        layers=set(reach.layers),
+        readers=dict(reach.readers),
         virtual=seed if virtual else None,
-        weighted_pass=weighted,
-        layouts={n: layout_of(graph, n) for n in affected},
+        weighted_pass=set(reach.weighted_pass),
+        layouts=dict(reach.layouts),
     )
 
 
@@ -216,12 +262,12 @@ def _has_tensors(graph: Graph, nid: NodeId) -> bool:
     return bool(op.param_shapes(ins) or op.buffer_shapes(ins))
 
 
-def _resolve(planner: _Planner, seed: NodeId, src: np.ndarray) -> dict[NodeId, np.ndarray]:
+def _resolve(graph: Graph, reach: _Reach, seed: NodeId, src: np.ndarray) -> dict[NodeId, np.ndarray]:
     """Give every changed value its map: the seed's class gets ``src``, concat/flatten derive theirs."""
-    g, shapes = planner.graph, planner.shapes
+    g, shapes, roots = graph, graph.shapes(), reach.roots
     definition: dict[NodeId, NodeId] = {}
-    for n in [seed, *sorted(planner.derived)]:
-        root = planner.find(n)
+    for n in [seed, *reach.derived]:
+        root = roots[n]
         if root in definition:
             raise NotApplicable(
                 f"the change reaches {describe(g, n)} in two different ways",
@@ -244,21 +290,21 @@ def _resolve(planner: _Planner, seed: NodeId, src: np.ndarray) -> dict[NodeId, n
             pieces, offset = [], 0
             for i in g.inputs(n):
                 width = shapes[i][0]
-                part = resolve(planner.find(i)) if i in planner.parent else np.arange(width)
+                part = resolve(roots[i]) if i in roots else np.arange(width)
                 pieces.append(np.where(part >= 0, part + offset, -1))
                 offset += width
             m = np.concatenate(pieces)
         else:  # flatten: channel c becomes features c*H*W .. c*H*W + H*W - 1
             i = g.inputs(n)[0]
             spatial = int(np.prod(shapes[i][1:], dtype=np.int64))
-            part = resolve(planner.find(i))
+            part = resolve(roots[i])
             block = part[:, None] * spatial + np.arange(spatial)[None, :]
             m = np.where(part[:, None] >= 0, block, -1).reshape(-1)
         busy.discard(root)
         resolved[root] = m
         return m
 
-    return {n: resolve(planner.find(n)) for n in planner.parent}
+    return {n: resolve(root) for n, root in roots.items()}
 
 
 # ---------------------------------------------------------------------------- realising a plan

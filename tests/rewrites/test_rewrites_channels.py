@@ -84,3 +84,29 @@ def test_remap_mixing_columns_divides_copies_and_zeroes_fresh() -> None:
     rows = remap(array, 0, np.array([1, -1]), "one", np.random.default_rng(0), array.shape)
     np.testing.assert_array_equal(rows, [[3, 4, 5], [1, 1, 1]])
     assert array[0, 1] == 1  # the input array is never written into
+
+
+def test_plans_kept_in_the_graph_cache_equal_fresh_ones_and_go_with_an_edit() -> None:
+    """What a change reaches is cached per graph and seed (the map is not): a second plan with
+    another map, a copy's plan and a refusal raised again match a graph planned afresh."""
+    graph = net("cnn")
+    third = _ids(graph, "conv")[2]
+    first = plan(graph, third, widened(6, 3))
+    again = plan(graph, third, kept(6, [1, 4]))
+    fresh = plan(net("cnn"), third, kept(6, [1, 4]))
+    assert again.layers == first.layers == fresh.layers and again.readers == fresh.readers
+    assert again.maps.keys() == fresh.maps.keys() and again.layouts == fresh.layouts
+    for n, m in fresh.maps.items():
+        np.testing.assert_array_equal(again.maps[n], m)
+    copy = graph.copy()
+    np.testing.assert_array_equal(plan(copy, third, kept(6, [0])).maps[third], [1, 2, 3, 4, 5])
+    output = graph.output_node()
+    for _ in range(2):  # the cached refusal is a new exception each time, with the same words
+        with pytest.raises(NotApplicable, match="output of the network"):
+            plan(graph, output, widened(10, 1))
+    # an edit clears the cache: the copy's plan now sees the changed graph
+    stem = _ids(graph, "conv")[0]
+    assert plan(graph, stem, widened(4, 1)).maps[stem].shape == (5,)
+    copy.set_op(stem, copy.op(stem).resized(9))
+    assert plan(copy, stem, widened(9, 1)).maps[stem].shape == (10,)
+    assert plan(graph, stem, widened(4, 1)).maps[stem].shape == (5,)
