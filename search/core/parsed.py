@@ -9,6 +9,7 @@ Torch-free: strategies use it as well as the worker.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 from genomorph.ir import Graph
@@ -39,6 +40,10 @@ def parsed(text: str, source_name: str = "<genome>") -> Graph:
         from genomorph.grammar import parse
 
         return parse(text, source_name=source_name)
+    # computed once on the cached graph, not on every copy: the worker reads the stats of each
+    # candidate, and a remembered graph is the strategy's own object, which reads them too
+    with contextlib.suppress(GenomorphError):  # the caller's own use of the copy reports it
+        graph.stats()
     copy = graph.copy()
     copy.source_name = source_name
     # what parsing computed (order, shapes, stats; immutable values, and every edit of the copy
