@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from genomorph.ir import ArchWeights, DataError, Weights
 from genomorph.search.core.config import Job
-from genomorph.search.core.files import atomic_write
+from genomorph.search.core.files import DurableBatch, atomic_write
 
 FORMAT = "genomorph-weights/1"
 #: bytes of recently written or read checkpoints kept in memory per process (see `_Recent`)
@@ -90,9 +90,17 @@ _RECENT = _Recent(RECENT_BYTES)
 
 
 def save_checkpoint(
-    path: str | Path, weights: Weights, arch: ArchWeights | None = None, *, genome: str | None = None
+    path: str | Path,
+    weights: Weights,
+    arch: ArchWeights | None = None,
+    *,
+    genome: str | None = None,
+    batch: DurableBatch | None = None,
 ) -> None:
-    """Write IR weights (numpy or tensors) to ``path`` atomically."""
+    """Write IR weights (numpy or tensors) to ``path`` atomically.
+
+    With ``batch`` the file is written now and renamed into place (durable) by ``batch.commit()``,
+    together with the batch's other files (a worker's weights and artifacts: one wait for all)."""
     arrays = {int(nid): {name: np.array(a) for name, a in per.items()} for nid, per in weights.items()}
     arch_arrays = {group: np.array(a) for group, a in (arch or {}).items()}
     payload = {
@@ -103,9 +111,16 @@ def save_checkpoint(
         },
         "arch": {group: torch.as_tensor(a) for group, a in arch_arrays.items()},
     }
-    atomic_write(path, lambda handle: torch.save(payload, handle))
+
     # the arrays are this function's own copies (np.array copies): the cache may keep them
-    _RECENT.put(Path(path), arrays, arch_arrays, genome or "")
+    def remember() -> None:
+        _RECENT.put(Path(path), arrays, arch_arrays, genome or "")
+
+    if batch is not None:
+        batch.write(path, lambda handle: torch.save(payload, handle), on_commit=remember)
+        return
+    atomic_write(path, lambda handle: torch.save(payload, handle))
+    remember()
 
 
 def load_checkpoint(path: str | Path) -> tuple[Weights, ArchWeights, str]:

@@ -14,15 +14,16 @@ import logging
 import math
 import time
 import traceback
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from genomorph.grammar import parse
 from genomorph.ir import GenomorphError
-from genomorph.lower import extract_weights, lower
+from genomorph.lower import extract_weights, load_weights, lower
 from genomorph.search.core.config import Job, WorkerSpec
+from genomorph.search.core.files import DurableBatch
 from genomorph.search.core.parsed import parsed
 from genomorph.search.core.protocol import EvalResult, Metrics, RepairRequest
 from genomorph.search.runtime.checkpoint import (
@@ -42,7 +43,7 @@ from genomorph.search.runtime.loop import (
 )
 from genomorph.search.runtime.recipes import ArtifactWriter, build_recipe
 from genomorph.search.runtime.repair import RepairConfig, RepairStep, outputs
-from genomorph.search.runtime.steps import TrainContext
+from genomorph.search.runtime.steps import TrainContext, derived_seed
 from genomorph.search.runtime.trainer import merge_splits, resolve_device
 
 log = logging.getLogger(__name__)
@@ -143,7 +144,16 @@ def evaluate_job(spec: WorkerSpec, job: Job, on_epoch: EpochCallback | None = No
         if request.init_checkpoint:
             weights, arch, _ = load_checkpoint(run_dir / request.init_checkpoint)
         torch.manual_seed(job.seed)  # fresh parameters are drawn from the global generator
-        module = lower(graph, weights, arch).to(device)
+        kept = _reuse(request, graph, weights, arch, device)
+        if kept is None:
+            _remember(None)  # the kept module (if any) is another network's: let it go
+            module = lower(graph, weights, arch).to(device)
+            attributes = _attributes(module)
+        else:
+            module, attributes = kept.module, kept.attributes
+        # what trains next (dropout, drop-path) draws from a stream of its own, the same whether the
+        # module was lowered now (drawing fresh parameters, or none) or reused
+        torch.manual_seed(derived_seed(job.seed, "global"))
         stats = graph.stats()
         config = spec.train.with_budget(budget)
         final = budget.train_on == "train+val"
@@ -193,21 +203,28 @@ def evaluate_job(spec: WorkerSpec, job: Job, on_epoch: EpochCallback | None = No
         if budget.stop is not None:
             extra.update({"stopped_early": report.stopped_early, "flatten_a": report.flatten_a})
         extra.update(recipe.extra(ctx, steps, report))
-        files = ArtifactWriter(run_dir, job.id)
-        artifacts = recipe.artifacts(ctx, steps, report, files)
         trained, trained_arch = extract_weights(module, graph)
         if "latency" in request.collect:
             extra["latency_ms"] = measure_latency_ms(module, data)
-        if "importance" in request.collect:
-            # the trained module itself (in eval mode, gradients cleared after): no second lowering
-            artifacts["importance"] = collect_importance(graph, trained, data, split, files, module)
         metrics = _metrics(data.info.task, val, test, report, stats.params, stats.macs, final, extra)
         bad = [k for k, v in metrics.model_dump().items() if isinstance(v, float) and not math.isfinite(v)]
         if bad:
             epochs.discard()
             return _failure(job, f"non-finite metrics: {', '.join(bad)}", setup_s, train_s, eval_s)
-        save_checkpoint(run_dir / job.checkpoint, trained, trained_arch, genome=request.genome)
+        # the weights first: their fsync runs while the artifacts are measured and written, and all
+        # the files are durable (and in place) together before the result reports them
+        with DurableBatch() as batch:
+            save_checkpoint(
+                run_dir / job.checkpoint, trained, trained_arch, genome=request.genome, batch=batch
+            )
+            files = ArtifactWriter(run_dir, job.id, batch)
+            artifacts = recipe.artifacts(ctx, steps, report, files)
+            if "importance" in request.collect:
+                # the trained module itself (in eval mode, gradients cleared after): no second lowering
+                artifacts["importance"] = collect_importance(graph, trained, data, split, files, module)
         epochs.discard()  # the final weights are on disk: the epoch checkpoint has done its job
+        if request.repair is None:
+            _remember(_Kept(request.genome, device, module, attributes))
         setup_s += clock.lap()
         return EvalResult(
             id=job.id,
@@ -229,6 +246,76 @@ def evaluate_job(spec: WorkerSpec, job: Job, on_epoch: EpochCallback | None = No
     except Exception as err:  # any fault of this candidate (CUDA OOM, a lowering bug, ...) fails it alone
         _forget(epochs)
         return _failure(job, _describe(err), setup_s + clock.lap(), train_s, eval_s)
+
+
+@dataclass
+class _Kept:
+    """The last finished candidate's trained module, for the next candidate of the same genome."""
+
+    genome: str
+    device: torch.device
+    module: torch.nn.Module
+    attributes: dict[str, dict[str, Any]]
+    """Every submodule's plain attributes as lowering left them (`_attributes`)."""
+
+
+_KEPT: _Kept | None = None
+
+
+def _remember(kept: _Kept | None) -> None:
+    global _KEPT
+    _KEPT = kept
+
+
+def _attributes(module: torch.nn.Module) -> dict[str, dict[str, Any]]:
+    """The plain public attributes of every submodule (a drop-path rate, ``p``, ``inplace``, ...)."""
+    out = {}
+    for name, sub in module.named_modules():
+        out[name] = {
+            k: v
+            for k, v in vars(sub).items()
+            if not k.startswith("_") and k != "training" and isinstance(v, int | float | str | bool | None)
+        }
+    return out
+
+
+def _reuse(request: Any, graph: Any, weights: Any, arch: Any, device: torch.device) -> _Kept | None:
+    """The kept module with ``weights`` loaded, where that is exactly what lowering would build.
+
+    A strategy often evaluates a genome right after the last candidate of the same genome (noisy:
+    the shrink candidate fine-tunes the train candidate's network from its checkpoint). Lowering
+    it again costs more than loading the weights into the module that is still here. Reused only
+    when lowering would draw nothing at random: every tensor given (``load_weights`` is strict, as
+    ``lower`` is), no architecture parameters, no repair phase, and the module left as lowering
+    built it apart from its tensors: contiguous tensors, no hooks, the same plain attributes.
+    Gradients are dropped and every submodule set back to training mode, as a new module is.
+    """
+    kept = _KEPT
+    if (
+        kept is None
+        or weights is None
+        or arch
+        or request.repair is not None
+        or kept.genome != request.genome
+        or kept.device != device
+        or graph.stats().arch_params
+    ):
+        return None
+    module = kept.module
+    for sub in module.modules():
+        if sub._forward_hooks or sub._forward_pre_hooks or sub._backward_hooks:
+            return None
+    if _attributes(module) != kept.attributes:
+        return None
+    if not all(t.is_contiguous() for t in module.state_dict().values()):
+        return None
+    _remember(None)  # whatever happens next, this module is the new candidate's
+    load_weights(module, graph, weights, arch)
+    for p in module.parameters():
+        p.grad = None
+        p.requires_grad_(True)
+    module.train()
+    return kept
 
 
 def _forget(epochs: EpochCheckpoint | None) -> None:

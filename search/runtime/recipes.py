@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from genomorph.ir import ConfigError
-from genomorph.search.core.files import atomic_write
+from genomorph.search.core.files import DurableBatch, atomic_write
 from genomorph.search.runtime.data import Dataset, Split
 from genomorph.search.runtime.steps import Step, TrainContext
 from genomorph.search.runtime.weight_step import WeightStep
@@ -72,9 +72,11 @@ class NoOptions(BaseModel):
 class ArtifactWriter:
     """Writes a candidate's artifact files atomically under ``artifacts/`` of the run directory."""
 
-    def __init__(self, run_dir: Path, candidate: int) -> None:
+    def __init__(self, run_dir: Path, candidate: int, batch: DurableBatch | None = None) -> None:
         self.run_dir = run_dir
         self.candidate = candidate
+        self.batch = batch
+        """When given, files are renamed into place (durable) by ``batch.commit()``, with the weights."""
 
     def path(self, name: str, suffix: str) -> str:
         """Relative path of artifact ``name`` of this candidate (``artifacts/c00007.name.npz``)."""
@@ -82,7 +84,10 @@ class ArtifactWriter:
 
     def write_bytes(self, name: str, suffix: str, data: bytes) -> str:
         relative = self.path(name, suffix)
-        atomic_write(self.run_dir / relative, lambda handle: handle.write(data))
+        if self.batch is not None:
+            self.batch.write(self.run_dir / relative, lambda handle: handle.write(data))
+        else:
+            atomic_write(self.run_dir / relative, lambda handle: handle.write(data))
         return relative
 
     def write(self, name: str, suffix: str, fill: Callable[[io.BytesIO], object]) -> str:

@@ -169,3 +169,71 @@ def test_validation_once_after_training_gives_the_same_final_numbers(spec: Worke
     assert once.metrics.val_accuracy == every.metrics.val_accuracy
     assert once.metrics.val_loss == every.metrics.val_loss
     assert once.metrics.train_loss == every.metrics.train_loss
+
+
+#: batch norm (buffers), dropout (the global generator during training) and more than one layer
+DROPOUT = "input 1x8x8\nconv(4, 3, padding=1) bn relu\ngap dropout(0.3) linear(10)\n"
+
+
+def test_a_reused_module_trains_exactly_as_a_freshly_lowered_one(
+    spec: WorkerSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next candidate of the same genome from a checkpoint reuses the last trained module
+    (noisy's shrink after its train candidate): the same metrics and weights as lowering it anew."""
+    from genomorph.search.runtime import evaluate
+
+    lowered: list[int] = []
+    real_lower = evaluate.lower
+
+    def counting_lower(*args: object, **kwargs: object) -> object:
+        lowered.append(1)
+        return real_lower(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(evaluate, "lower", counting_lower)
+    first = evaluate_job(spec, _job(0, Budget(epochs=2), DROPOUT))
+    assert first.ok, first.reason
+    start = {"init_checkpoint": first.checkpoint}
+
+    def tune(cid: int) -> Job:
+        job = _job(cid, Budget(epochs=2), DROPOUT)
+        return job.model_copy(update={"request": job.request.model_copy(update=start)})
+
+    reused = evaluate_job(spec, tune(1))
+    assert reused.ok, reused.reason
+    assert len(lowered) == 1  # the second candidate did not lower its genome again
+    evaluate._remember(None)  # a fresh worker: nothing kept
+    fresh = evaluate_job(spec, tune(2))
+    assert fresh.ok, fresh.reason
+    assert len(lowered) == 2
+    assert reused.metrics == fresh.metrics
+    a, _, _ = load_checkpoint(Path(spec.run_dir) / reused.checkpoint)
+    b, _, _ = load_checkpoint(Path(spec.run_dir) / fresh.checkpoint)
+    assert a.keys() == b.keys() and a
+    for nid in a:
+        for name in a[nid]:
+            np.testing.assert_array_equal(a[nid][name], b[nid][name])
+    # another genome, or fresh parameters, lower as before
+    assert evaluate_job(spec, _job(3, Budget(epochs=1))).ok and len(lowered) == 3
+
+
+def test_a_durable_batch_puts_every_file_in_place_at_commit_or_none(tmp_path: Path) -> None:
+    """A worker's weights and artifacts are fsynced together: each file appears complete at
+    ``commit`` (in the order written), and an error in the block leaves the old files as they were."""
+    from genomorph.search.core.files import DurableBatch
+
+    old = tmp_path / "a.bin"
+    old.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="half-way"), DurableBatch() as batch:
+        batch.write(old, lambda handle: handle.write(b"new"))
+        batch.write(tmp_path / "sub" / "b.bin", lambda handle: handle.write(b"b"))
+        raise RuntimeError("half-way")
+    assert old.read_bytes() == b"old" and not (tmp_path / "sub" / "b.bin").exists()
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["a.bin"]  # no temporary left
+    committed: list[str] = []
+    with DurableBatch() as batch:
+        batch.write(old, lambda handle: handle.write(b"new"), on_commit=lambda: committed.append("a"))
+        save_checkpoint(tmp_path / "c.pt", {1: {"w": np.ones(3, np.float32)}}, genome="g", batch=batch)
+        assert old.read_bytes() == b"old" and not (tmp_path / "c.pt").exists()  # nothing before commit
+    assert old.read_bytes() == b"new" and committed == ["a"]
+    weights, _, genome = load_checkpoint(tmp_path / "c.pt")
+    assert genome == "g" and weights[1]["w"].tolist() == [1.0, 1.0, 1.0]
