@@ -220,10 +220,12 @@ class Driver:
     def _job(self, cid: int, seed: int, request: Any) -> Job:
         return Job(id=cid, request=request, seed=seed, checkpoint=checkpoint_path(cid))
 
-    def _submit(self, jobs: list[Job]) -> None:
+    def _submit(self, jobs: list[Job], *, marked: bool = False) -> None:
+        """Hand ``jobs`` to the executor; ``marked``: the store has them as running already."""
         if not jobs:
             return
-        self.store.mark_running([j.id for j in jobs])
+        if not marked:
+            self.store.mark_running([j.id for j in jobs])
         for job in jobs:
             self.inflight[job.id] = job
             self.executor.submit(job)
@@ -243,8 +245,12 @@ class Driver:
                 request = request.model_copy(update={"init_checkpoint": init})
             seed = request.seed if request.seed is not None else derive_seed(self.config.setup.seed, cid)
             jobs.append(self._job(cid, seed, request))
+        # stored as running: they are submitted right after (a kill in between requeues them on resume)
         self.store.add_candidates(
-            [(j.id, j.request, j.seed) for j in jobs], self.strategy.dump_state(), self.inputs.take()
+            [(j.id, j.request, j.seed) for j in jobs],
+            self.strategy.dump_state(),
+            self.inputs.take(),
+            running=True,
         )
         self.next_id += len(jobs)
         return jobs
@@ -301,7 +307,7 @@ class Driver:
             proposals = self.strategy.propose(ctx)
             if not proposals:
                 return
-            self._submit(self._accept(proposals))
+            self._submit(self._accept(proposals), marked=True)
 
     # ------------------------------------------------------------------ the loop
     def resume_pending(self) -> None:

@@ -353,15 +353,19 @@ class RunStore:
         jobs: Sequence[tuple[int, EvalRequest, int]],
         state: dict[str, JSON],
         reads: Sequence[InputRead] = (),
+        *,
+        running: bool = False,
     ) -> None:
         """Insert ``(id, request, seed)`` rows as ``queued``, the strategy state that proposed them
-        and the file reads that state was made from, in one transaction."""
+        and the file reads that state was made from, in one transaction. ``running``: they are
+        submitted right away, stored as `mark_running` would leave them (one transaction less)."""
+        status, attempts = ("running", 1) if running else ("queued", 0)
         with self._transaction() as db:
             self._insert_reads(reads)
             for cid, request, seed in jobs:
                 db.execute(
-                    "INSERT INTO candidates (id, genome, parent, rewrites, budget, request, seed, status, created_s)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?)",
+                    "INSERT INTO candidates (id, genome, parent, rewrites, budget, request, seed, status,"
+                    " attempts, created_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         cid,
                         request.genome,
@@ -370,6 +374,8 @@ class RunStore:
                         request.budget.model_dump_json(),
                         request.model_dump_json(),
                         seed,
+                        status,
+                        attempts,
                         self.elapsed(),
                     ),
                 )
