@@ -366,7 +366,7 @@ class ConvertConfig(_Config):
 
 
 def _darts_drop_path(given: float | None, shape: tuple[int, ...]) -> float:
-    """DARTS' 0.2 on CIFAR-like inputs (the strategy's defaults); none on small images."""
+    """The darts strategy's default for inputs of this size (0.2, DARTS' value, on both kinds)."""
     if given is not None:
         return given
     from genomorph.search.strategies.darts import DROP_PATH, SMALL_DROP_PATH
@@ -440,7 +440,7 @@ Defaults: darts C=36 N=20 (CIFAR-10 evaluation network), nb201 C=16 N=5 (cells p
 stage), darts-search C=16 N=8 (supernet with the 8 candidate ops on every edge);
 10 classes. --auxiliary adds DARTS' auxiliary head (darts only). --drop-path P (darts):
 drop-path on every edge op but the identity, its rate rising linearly to P over a training;
-default 0.2 (DARTS' CIFAR value) for inputs of 32x32 and up, 0 for smaller ones.
+default 0.2 (DARTS' value; also the search's default on small images).
 """,
 )
 @click.argument("text", required=False, metavar="[TEXT|FILE|-]")
@@ -465,8 +465,7 @@ default 0.2 (DARTS' CIFAR value) for inputs of 32x32 and up, 0 for smaller ones.
 @click.option(
     "--drop-path",
     type=click.FloatRange(0, 1, max_open=True),
-    help="darts: drop-path rate the training raises linearly to (0 = none).  "
-    "[default: 0.2 for 32x32 inputs and up, else 0]",
+    help="darts: drop-path rate the training raises linearly to (0 = none).  [default: 0.2]",
 )
 @output_option()
 def convert(

@@ -147,14 +147,15 @@ def test_train_drop_path_flag(tmp_path: Path) -> None:
     assert "stochastic_depth" in refused.stderr and "Traceback" not in refused.output
 
 
-def test_convert_puts_drop_path_on_cifar_shapes_by_default() -> None:
+def test_convert_puts_drop_path_on_by_default() -> None:
     def convert(*args: str) -> str:
         result = invoke("convert", "--from", "darts", GENOTYPE, "-C", "4", "-N", "3", *args)
         assert result.exit_code == 0, result.output
         return result.stdout
 
     assert "stochastic_depth(0.2, schedule=linear)" in convert()  # 3x32x32: DARTS' 0.2
-    assert "stochastic_depth" not in convert("--input-shape", "1x8x8")  # small images: none
+    assert "stochastic_depth(0.2, schedule=linear)" in convert("--input-shape", "1x8x8")  # small: the same
+    assert "stochastic_depth" not in convert("--input-shape", "1x8x8", "--drop-path", "0")
     assert "stochastic_depth(0.3, schedule=linear)" in convert("--input-shape", "1x8x8", "--drop-path", "0.3")
     assert invoke("convert", "--from", "nb201", "|skip_connect~0|", "--drop-path", "0.1").exit_code == 2
 
