@@ -8,7 +8,8 @@ batch 16 / 64, alternately for the two contenders (median of per-round ratios):
 - the **second-order architecture step** (eq. 17: unrolled weights, validation gradient,
   finite-difference Hessian-vector product);
 - **peak RSS**: every configuration in a fresh child process that builds the model and runs one
-  of each step; its ``ru_maxrss`` read by ``os.wait4``; rounds interleaved, medians; a child that
+  of each step; its own peak (``VmHWM``, which unlike ``ru_maxrss`` does not count the
+  parent's memory at the fork); rounds interleaved, medians; a child that
   only imports torch and genomorph and builds the batches gives the baseline, subtracted for
   the "net" ratio;
 - the hyperDARTS (linear hypernetwork) weight step against the DARTS weight step, both genomorph.
@@ -271,22 +272,28 @@ def _child(kind: str, batch: int, threads: int) -> None:
     if kind == "baseline":  # interpreter, torch, genomorph and the batches, no model
         gen = torch.Generator().manual_seed(0)
         _ = [torch.randn(batch, 3, 32, 32, generator=gen) for _ in range(2)]
-        return
-    c = Contender(kind, batch)
-    c.arch_second()
-    c.arch_first()
-    c.weight_step()
+    else:
+        c = Contender(kind, batch)
+        c.arch_second()
+        c.arch_first()
+        c.weight_step()
+    # VmHWM is this process image's own peak; ru_maxrss after exec also counts the parent's
+    # memory at the fork (the kernel carries the old image's high-water mark over)
+    with open("/proc/self/status") as status:
+        peak = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+    print(f"VmHWM {peak}", flush=True)
 
 
 def peak_rss_mib(kind: str, batch: int, threads: int) -> float:
-    """Peak RSS of a fresh child process running `_child`, from the kernel's rusage of that child."""
+    """Peak RSS (VmHWM) of a fresh child process running `_child`, in MiB."""
     cmd = [sys.executable, os.path.abspath(__file__), "--child", kind, str(batch), str(threads)]
-    proc = subprocess.Popen(cmd, cwd=os.path.dirname(os.path.abspath(__file__)))
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"the {kind} child for batch {batch} failed ({proc.returncode})")
-    return usage.ru_maxrss / 1024  # KiB on Linux
+    done = subprocess.run(cmd, cwd=os.path.dirname(os.path.abspath(__file__)), capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(
+            f"the {kind} child for batch {batch} failed ({done.returncode}): {done.stderr[-2000:]}"
+        )
+    line = next(x for x in done.stdout.splitlines() if x.startswith("VmHWM "))
+    return int(line.split()[1]) / 1024  # kB
 
 
 def memory(batch: int, threads: int, rounds: int) -> None:
