@@ -140,6 +140,31 @@ def _mixed_cell() -> Graph:
     return g
 
 
+def _partial_channel_cell() -> Graph:
+    """PC-DARTS' form of a small cell (channel_slice, channel_shuffle, edge_sum), built by the IR pass."""
+    from genomorph.ir.partial_channels import partial_channels
+
+    g = Graph()
+    x = g.add(Input(shape=(4, 8, 8)))
+    s = g.add(BatchNorm(), [g.add(Conv(channels=4, kernel=1, bias=False), [x])])
+
+    def edge(src: NodeId, row: int) -> NodeId:
+        relu = g.add(Relu(), [src])
+        cands = [
+            g.add(Zero(), [src]),
+            g.add(MaxPool(kernel=3, stride=1, padding=1), [src]),
+            g.add(Identity(), [src]),
+            g.add(BatchNorm(affine=False), [g.add(SepConv(channels=4, bias=False), [relu])]),
+        ]
+        labels = ("none", "max_pool_3x3", "skip_connect", "sep_conv_3x3")
+        return g.add(Mixed(group="normal", row=row, labels=labels), cands)
+
+    n0 = edge(s, 0)
+    n1 = g.add(Add(), [edge(s, 1), edge(n0, 2)])
+    _head(g, g.add(Concat(), [n0, n1]))
+    return partial_channels(g, 2)
+
+
 def _aux_head() -> Graph:
     g = Graph()
     x = g.add(Input(shape=(3, 8, 8)))
@@ -214,6 +239,7 @@ CASES: dict[str, Callable[[], Graph]] = {
     "convex": lambda: _merge(Convex(init=0.7)),
     "weighted_sum": lambda: _merge(WeightedSum(alpha=0.3)),
     "mixed": _mixed_cell,
+    "partial_channels": _partial_channel_cell,
     "aux": _aux_head,
     # ops of imported networks (issue 11)
     "imported_activations": lambda: chain(
