@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import threading
 import time
@@ -86,6 +87,9 @@ def counts(genotype: str) -> str:
 
 def one(variant: str, seed: int, out: Path) -> dict:
     run_dir = out / f"{variant}-s{seed}"
+    if run_dir.exists():
+        # left by an interrupted table run (its row was never written): a row times a whole search
+        shutil.rmtree(run_dir)
     exe = _genomorph()
     search = [
         exe,
@@ -171,7 +175,8 @@ def main() -> None:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
-    have = {(r["variant"], r["seed"]) for r in done_rows(args.out)}
+    # failed pairs are run again; their old rows stay in rows.jsonl as a record
+    have = {(r["variant"], r["seed"]) for r in done_rows(args.out) if r["ok"]}
     todo = [(v, int(s)) for s in args.seeds.split(",") for v in variants if (v, int(s)) not in have]
     print(f"{len(todo)} runs to do ({len(have)} already in {args.out}), {args.jobs} at a time", flush=True)
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
