@@ -74,7 +74,7 @@ def partial_channels(graph: Graph, k: int) -> Graph:
     for m in mixed:
         replaced[m] = _split_edge(graph, out, m, k, shapes, replaced)
     sums = _normalise_edges(graph, out, replaced)
-    _prune(out, [graph.output_node(), *graph.aux_outputs()])
+    prune_unreachable(out, [graph.output_node(), *graph.aux_outputs()])
     try:
         verify(out)
     except GenomorphError as err:
@@ -225,8 +225,9 @@ def _normalise_edges(graph: Graph, out: Graph, replaced: dict[NodeId, NodeId]) -
     return count
 
 
-def _prune(graph: Graph, keep: Iterable[NodeId]) -> None:
-    """Remove the replaced mixed nodes and candidate chains (whatever no longer reaches an output)."""
+def prune_unreachable(graph: Graph, keep: Iterable[NodeId]) -> None:
+    """Remove, in place, every node that none of ``keep`` (the outputs) reaches: here the replaced
+    mixed nodes and candidate chains; for the DARTS discretisation the candidates not chosen."""
     alive: set[NodeId] = set()
     todo = list(keep)
     while todo:
@@ -239,4 +240,4 @@ def _prune(graph: Graph, keep: Iterable[NodeId]) -> None:
             graph.remove(nid)
 
 
-__all__ = ["edge_input", "partial_channels"]
+__all__ = ["edge_input", "partial_channels", "prune_unreachable"]

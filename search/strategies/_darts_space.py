@@ -18,6 +18,7 @@ from collections.abc import Mapping
 import numpy as np
 from genomorph.ir import ArchWeights, Graph, NodeId, verify
 from genomorph.ir.ops import Identity, Mixed, Zero
+from genomorph.ir.partial_channels import prune_unreachable
 
 NONE_LABELS = frozenset({"none", "zero"})
 
@@ -82,22 +83,8 @@ def argmax_genome(graph: Graph, arch: Mapping[str, np.ndarray]) -> tuple[Graph, 
         chosen[m] = labels[best] or graph.kind(cands[best])
         out.set_op(m, Identity())
         out.set_inputs(m, [cands[best]])
-    _prune(out, [graph.output_node(), *graph.aux_outputs()])
+    prune_unreachable(out, [graph.output_node(), *graph.aux_outputs()])
     return verify(out), chosen
-
-
-def _prune(graph: Graph, keep: list[NodeId]) -> None:
-    """Remove what no longer reaches an output (the candidates that were not chosen)."""
-    alive: set[NodeId] = set()
-    todo = list(keep)
-    while todo:
-        nid = todo.pop()
-        if nid not in alive:
-            alive.add(nid)
-            todo.extend(graph.inputs(nid))
-    for nid in reversed(graph.order()):
-        if nid not in alive:
-            graph.remove(nid)
 
 
 #: parameter-free unary kinds that still must not be shared: each node draws its own randomness
