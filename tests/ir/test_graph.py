@@ -132,3 +132,38 @@ def test_concat_downsampling_factors() -> None:
     with pytest.raises(ShapeMismatch) as err:
         Concat().out_shape([(4, 16, 16), (2, 8, 8)])
     assert "downsample=true" in (err.value.hint or "")
+
+
+def test_order_is_networkx_lexicographical_order_on_random_dags() -> None:
+    import random
+
+    import networkx as nx
+    from genomorph.ir.ops import Identity
+
+    seed = 20261202
+    rng = random.Random(seed)
+    for trial in range(200):
+        g = Graph()
+        ids: list[int] = [g.add(Input(shape=(4,)), node_id=rng.randrange(1000))]
+        for _ in range(rng.randint(0, 25)):
+            # ids in random order (not creation order), two-input adds, and add(x, x)'s double edge
+            inputs = [rng.choice(ids), rng.choice(ids)] if rng.random() < 0.5 else [rng.choice(ids)]
+            node_id = rng.choice([i for i in range(1000) if i not in ids])
+            ids.append(g.add(Add() if len(inputs) == 2 else Identity(), inputs, node_id=node_id))
+        expected = list(nx.lexicographical_topological_sort(g._g))
+        assert g.order() == expected, f"seed {seed}, trial {trial}"
+
+
+def test_cached_inputs_and_users_follow_edits() -> None:
+    g, n = small_net()
+    assert g.inputs(n["p"]) == [n["a"]] and g.users(n["c"]) == [(n["r"], 0)]
+    extra = g.add(Relu(), [n["c"]])
+    assert g.users(n["c"]) == [(n["r"], 0), (extra, 0)]
+    g.set_inputs(n["p"], [extra])
+    assert g.inputs(n["p"]) == [extra]
+    h = g.copy()
+    h.set_inputs(n["p"], [n["a"]])
+    assert h.inputs(n["p"]) == [n["a"]] and g.inputs(n["p"]) == [extra]
+    returned = g.inputs(n["a"])
+    returned.append(999)  # a caller's list: the cache keeps its own
+    assert g.inputs(n["a"]) == [n["r"], n["r"]]
