@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import logging
+import math
 import queue
 import threading
 import time
@@ -30,7 +31,9 @@ from genomorph.ir import ArchWeights, DataError, Weights
 from genomorph.search.core.config import Job
 from genomorph.search.core.files import DurableBatch, atomic_write
 
-FORMAT = "genomorph-weights/1"
+FORMAT = "genomorph-weights/2"
+#: the first format (one tensor per array), still read
+FORMAT_1 = "genomorph-weights/1"
 #: bytes of recently written or read checkpoints kept in memory per process (see `_Recent`)
 RECENT_BYTES = 64 * 2**20
 
@@ -89,6 +92,42 @@ class _Recent:
 _RECENT = _Recent(RECENT_BYTES)
 
 
+def _pack(weights: Weights, arch: ArchWeights) -> tuple[list[list[Any]], dict[str, torch.Tensor]]:
+    """All arrays as one flat tensor per dtype and an index ``[kind, key, name, dtype, shape,
+    offset]`` (kind ``w``: weights of node ``key``; ``a``: architecture group ``key``, name ``""``).
+
+    One storage per dtype instead of one per array: ``torch.save`` and ``torch.load`` cost per
+    storage (3x faster for a small MLP, 10x for a DARTS supernet's 300 arrays)."""
+    index: list[list[Any]] = []
+    parts: dict[str, list[np.ndarray]] = {}
+    sizes: dict[str, int] = {}
+    entries = [("w", nid, name, a) for nid, per in weights.items() for name, a in per.items()]
+    entries += [("a", group, "", a) for group, a in arch.items()]
+    for kind, key, name, array in entries:
+        flat = np.ascontiguousarray(array).reshape(-1)
+        dtype = flat.dtype.str
+        offset = sizes.get(dtype, 0)
+        index.append([kind, key, name, dtype, list(array.shape), offset])
+        parts.setdefault(dtype, []).append(flat)
+        sizes[dtype] = offset + flat.size
+    return index, {dtype: torch.from_numpy(np.concatenate(arrays)) for dtype, arrays in parts.items()}
+
+
+def _unpack(index: list[list[Any]], data: dict[str, torch.Tensor]) -> tuple[Weights, ArchWeights]:
+    """`_pack` undone: arrays that are views of this load's own buffers (the caller owns them)."""
+    flats = {dtype: t.numpy() for dtype, t in data.items()}
+    weights: Weights = {}
+    arch: ArchWeights = {}
+    for kind, key, name, dtype, shape, offset in index:
+        size = math.prod(shape)
+        array = flats[dtype][offset : offset + size].reshape(shape)
+        if kind == "w":
+            weights.setdefault(int(key), {})[str(name)] = array
+        else:
+            arch[str(key)] = array
+    return weights, arch
+
+
 def save_checkpoint(
     path: str | Path,
     weights: Weights,
@@ -103,14 +142,8 @@ def save_checkpoint(
     together with the batch's other files (a worker's weights and artifacts: one wait for all)."""
     arrays = {int(nid): {name: np.array(a) for name, a in per.items()} for nid, per in weights.items()}
     arch_arrays = {group: np.array(a) for group, a in (arch or {}).items()}
-    payload = {
-        "format": FORMAT,
-        "genome": genome or "",
-        "weights": {
-            nid: {name: torch.as_tensor(a) for name, a in per.items()} for nid, per in arrays.items()
-        },
-        "arch": {group: torch.as_tensor(a) for group, a in arch_arrays.items()},
-    }
+    index, data = _pack(arrays, arch_arrays)
+    payload = {"format": FORMAT, "genome": genome or "", "index": index, "data": data}
 
     # the arrays are this function's own copies (np.array copies): the cache may keep them
     def remember() -> None:
@@ -124,7 +157,8 @@ def save_checkpoint(
 
 
 def load_checkpoint(path: str | Path) -> tuple[Weights, ArchWeights, str]:
-    """Read a checkpoint: ``(weights, arch, genome text)`` with numpy arrays."""
+    """Read a checkpoint: ``(weights, arch, genome text)`` with numpy arrays (also the first
+    format's files, one tensor per array, which earlier versions wrote)."""
     source = Path(path)
     recent = _RECENT.get(source)
     if recent is not None:
@@ -135,16 +169,23 @@ def load_checkpoint(path: str | Path) -> tuple[Weights, ArchWeights, str]:
         payload = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as err:  # a truncated or foreign file: pickle, zip and torch errors alike
         raise DataError(f"checkpoint {source} cannot be read: {err}") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    version = payload.get("format") if isinstance(payload, dict) else None
+    if version not in (FORMAT, FORMAT_1):
         raise DataError(
             f"{source} is not a genomorph weight checkpoint",
             hint=f"expected a file written by genomorph (format {FORMAT})",
         )
-    weights = {
-        int(nid): {name: t.detach().cpu().numpy().copy() for name, t in per.items()}
-        for nid, per in payload["weights"].items()
-    }
-    arch = {group: t.detach().cpu().numpy().copy() for group, t in payload["arch"].items()}
+    if version == FORMAT:
+        try:
+            weights, arch = _unpack(payload["index"], payload["data"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise DataError(f"checkpoint {source} is damaged: {err}") from None
+    else:
+        weights = {
+            int(nid): {name: t.detach().cpu().numpy().copy() for name, t in per.items()}
+            for nid, per in payload["weights"].items()
+        }
+        arch = {group: t.detach().cpu().numpy().copy() for group, t in payload["arch"].items()}
     genome = str(payload.get("genome", ""))
     _RECENT.put(
         source,

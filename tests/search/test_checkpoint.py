@@ -71,3 +71,62 @@ def test_loading_never_unpickles_arbitrary_objects(tmp_path: Path) -> None:
         pickle.dump({"format": "genomorph-weights/1", "weights": _Payload(), "arch": {}}, handle)
     with pytest.raises(DataError, match="cannot be read"):
         load_checkpoint(evil)
+
+
+def _from_disk(path: Path) -> tuple:
+    """``load_checkpoint`` from the file itself, not from the process's copy of what it wrote."""
+    from genomorph.search.runtime import checkpoint
+
+    checkpoint._RECENT._entries.clear()
+    return load_checkpoint(path)
+
+
+def test_the_packed_file_round_trips_every_dtype_and_shape(tmp_path: Path) -> None:
+    seed = 20261202
+    rng = np.random.default_rng(seed)
+    weights = {
+        0: {"weight": rng.normal(size=(3, 5)).astype(np.float32), "scalar": np.array(2.5, np.float32)},
+        4: {"running_mean": rng.normal(size=(6,)), "num_batches_tracked": np.array(11, np.int64)},
+        9: {
+            "empty": np.zeros((0, 4), np.float32),
+            "strided": rng.normal(size=(4, 6)).astype(np.float32)[:, ::2],
+        },
+    }
+    arch = {
+        "normal": rng.normal(size=(14, 8)).astype(np.float32),
+        "reduce": rng.normal(size=(14, 8)).astype(np.float32),
+    }
+    save_checkpoint(tmp_path / "c.pt", weights, arch, genome="g")
+    got, got_arch, genome = _from_disk(tmp_path / "c.pt")
+    assert genome == "g" and got.keys() == weights.keys() and got_arch.keys() == arch.keys()
+    for nid, per in weights.items():
+        assert got[nid].keys() == per.keys()
+        for name, array in per.items():
+            assert got[nid][name].shape == array.shape and got[nid][name].dtype == array.dtype, (
+                seed,
+                nid,
+                name,
+            )
+            np.testing.assert_array_equal(got[nid][name], array)
+    for group, array in arch.items():
+        np.testing.assert_array_equal(got_arch[group], array)
+    got[0]["weight"][:] = 0  # the caller's arrays: a change touches no other array
+    np.testing.assert_array_equal(got[4]["running_mean"], weights[4]["running_mean"])
+
+
+def test_files_of_the_first_format_still_load(tmp_path: Path) -> None:
+    path = tmp_path / "old.pt"
+    weights = {2: {"weight": np.arange(6, dtype=np.float32).reshape(2, 3)}}
+    torch.save(
+        {
+            "format": "genomorph-weights/1",
+            "genome": "old",
+            "weights": {2: {"weight": torch.as_tensor(weights[2]["weight"])}},
+            "arch": {"normal": torch.ones(2, 3)},
+        },
+        path,
+    )
+    got, arch, genome = _from_disk(path)
+    assert genome == "old"
+    np.testing.assert_array_equal(got[2]["weight"], weights[2]["weight"])
+    np.testing.assert_array_equal(arch["normal"], np.ones((2, 3), np.float32))
