@@ -17,6 +17,7 @@ to go are multiplied by a factor after each fine-tuning epoch, then the units ar
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -91,9 +92,21 @@ class _Tap(fx.Interpreter):
     def run_node(self, n: fx.Node) -> Any:
         value = super().run_node(n)
         if n.name in self.taps:
-            value.retain_grad()
             self.values[n.name] = value
         return value
+
+
+#: memory the values and gradients of one statistics pass may take (`statistics_batch`)
+STATISTICS_BYTES = 256 * 2**20
+
+
+def statistics_batch(graph: Graph, budget: int = STATISTICS_BYTES) -> int:
+    """Samples per statistics pass: as many as fit ``budget`` bytes of every node's float32
+    value and gradient (the pass keeps all of them), between 16 and 4096. A small network on
+    a small split then takes one pass (each pass costs the interpreter's overhead per node),
+    a large convolutional one stays within memory."""
+    floats = sum(math.prod(shape) for shape in graph.shapes().values())
+    return max(16, min(4096, budget // max(1, 8 * floats)))
 
 
 def _loss(task: Task, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -110,7 +123,7 @@ def unit_statistics(
     *,
     task: Task = "classification",
     layers: Sequence[NodeId] | None = None,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     module: fx.GraphModule | None = None,
 ) -> dict[NodeId, UnitStats]:
     """A and B of paper 000 for every unit of ``layers`` (default: every prunable layer).
@@ -118,7 +131,7 @@ def unit_statistics(
     The network runs in eval mode (batch-norm statistics fixed, no dropout); gradients are of
     the summed task loss on ``(x, y)``. ``module``: the network already lowered with ``weights``
     (the worker's trained module: not lowered again; its gradients are cleared afterwards and
-    its train/eval mode restored).
+    its train/eval mode restored). ``batch_size``: samples per pass (default: `statistics_batch`).
     """
     layers = list(prunable_layers(graph) if layers is None else layers)
     taps = {layer: activation_of(graph, layer) for layer in layers}
@@ -131,6 +144,7 @@ def unit_statistics(
     missing = names - {node.name for node in module.graph.nodes}
     if missing:
         raise RuntimeError(f"the lowered module has no fx node(s) {sorted(missing)} to measure")
+    batch_size = batch_size or statistics_batch(graph)
     sums_a: dict[NodeId, torch.Tensor] = {}
     sums_b: dict[NodeId, torch.Tensor] = {}
     for start in range(0, len(x), batch_size):
@@ -138,12 +152,15 @@ def unit_statistics(
         tap = _Tap(module, names)
         out = tap.run(xb)
         out = out[0] if isinstance(out, tuple) else out
-        module.zero_grad(set_to_none=True)
-        _loss(task, out, yb).backward()
+        # the gradients of the tapped values only: no weight gradients (half a conv's backward)
+        tapped = sorted(tap.values)
+        grads = torch.autograd.grad(_loss(task, out, yb), [tap.values[k] for k in tapped], allow_unused=True)
+        by_name = dict(zip(tapped, grads, strict=True))
         for layer, act in taps.items():
             value = tap.values[f"n{act}"]
-            sigma, grad = value.detach(), value.grad
-            assert grad is not None
+            sigma, grad = value.detach(), by_name[f"n{act}"]
+            if grad is None:  # the value does not reach the loss: no unit of it matters
+                grad = torch.zeros_like(sigma)
             saliency = sigma * grad
             if sigma.dim() == 4:  # conv channels: one Taylor term per sample, then |.|
                 a = saliency.sum(dim=(2, 3)).abs().sum(0)
@@ -153,7 +170,7 @@ def unit_statistics(
                 b = (sigma > 0).float().sum(0)
             sums_a[layer] = sums_a.get(layer, 0) + a  # type: ignore[operator]
             sums_b[layer] = sums_b.get(layer, 0) + b  # type: ignore[operator]
-    module.zero_grad(set_to_none=True)
+    module.zero_grad(set_to_none=True)  # training's last gradients are not handed on with the module
     module.train(was_training)
     n = len(x)
     return {
