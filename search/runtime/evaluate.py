@@ -40,6 +40,7 @@ from genomorph.search.runtime.loop import (
     TrainReport,
     evaluate_split,
     run_epochs,
+    seed_global,
 )
 from genomorph.search.runtime.recipes import ArtifactWriter, build_recipe
 from genomorph.search.runtime.repair import RepairConfig, RepairStep, outputs
@@ -143,7 +144,7 @@ def evaluate_job(spec: WorkerSpec, job: Job, on_epoch: EpochCallback | None = No
         weights = arch = None
         if request.init_checkpoint:
             weights, arch, _ = load_checkpoint(run_dir / request.init_checkpoint)
-        torch.manual_seed(job.seed)  # fresh parameters are drawn from the global generator
+        seed_global(job.seed)  # fresh parameters are drawn from the global generator
         kept = _reuse(request, graph, weights, arch, device)
         if kept is None:
             _remember(None)  # the kept module (if any) is another network's: let it go
@@ -153,7 +154,7 @@ def evaluate_job(spec: WorkerSpec, job: Job, on_epoch: EpochCallback | None = No
             module, attributes = kept.module, kept.attributes
         # what trains next (dropout, drop-path) draws from a stream of its own, the same whether the
         # module was lowered now (drawing fresh parameters, or none) or reused
-        torch.manual_seed(derived_seed(job.seed, "global"))
+        seed_global(derived_seed(job.seed, "global"))
         stats = graph.stats()
         config = spec.train.with_budget(budget)
         final = budget.train_on == "train+val"

@@ -18,7 +18,7 @@ from genomorph.search.core.config import Job, WorkerSpec
 from genomorph.search.core.parsed import parsed
 from genomorph.search.runtime.data import cached_dataset, check_fits
 from genomorph.search.runtime.data_parallel import current
-from genomorph.search.runtime.loop import run_epochs
+from genomorph.search.runtime.loop import run_epochs, seed_global
 from genomorph.search.runtime.recipes import build_recipe
 from genomorph.search.runtime.steps import TrainContext
 from genomorph.search.runtime.trainer import merge_splits, resolve_device
@@ -50,7 +50,7 @@ def train_share(spec: WorkerSpec, job: Job, saved: dict[str, Any] | None) -> Non
     graph = parsed(request.genome, source_name=f"candidate {job.id}")
     check_fits(graph, data.info)
     device = resolve_device(spec.train.device)
-    torch.manual_seed(job.seed)  # as rank 0, so the global generator is where rank 0's is
+    seed_global(job.seed)  # as rank 0, so the global generator is where rank 0's is
     module = lower(graph).to(device)
     config = spec.train.with_budget(budget)
     final = budget.train_on == "train+val"
