@@ -192,32 +192,39 @@ def evaluate_job(spec: WorkerSpec, job: Job, on_epoch: EpochCallback | None = No
         extra = dict(report.carry)  # on resume: what the repair phase measured before the kill
         clock.lap()
         train_s, eval_s = report.train_s, report.eval_s
-        last = report.history[-1] if report.history else {}
-        val: dict[str, float] = {}
-        if not final and len(data.val):
-            # the loop validated after the last epoch already: same weights, same numbers
-            val = {k[4:]: v for k, v in last.items() if k.startswith("val_")} or evaluate_split(
-                module, data, data.val, device, config.eval_batch_size
-            )
-        test = evaluate_split(module, data, data.test, device, config.eval_batch_size) if budget.test else {}
-        eval_s += clock.lap()
-        if budget.stop is not None:
-            extra.update({"stopped_early": report.stopped_early, "flatten_a": report.flatten_a})
-        extra.update(recipe.extra(ctx, steps, report))
         trained, trained_arch = extract_weights(module, graph)
-        if "latency" in request.collect:
-            extra["latency_ms"] = measure_latency_ms(module, data)
-        metrics = _metrics(data.info.task, val, test, report, stats.params, stats.macs, final, extra)
-        bad = [k for k, v in metrics.model_dump().items() if isinstance(v, float) and not math.isfinite(v)]
-        if bad:
-            epochs.discard()
-            return _failure(job, f"non-finite metrics: {', '.join(bad)}", setup_s, train_s, eval_s)
-        # the weights first: their fsync runs while the artifacts are measured and written, and all
-        # the files are durable (and in place) together before the result reports them
+        # the weights are written first: their fsync runs while the evaluation, the recipe's
+        # measures and the artifacts are done, and all the files are durable (and in place)
+        # together before the result reports them; a failed candidate aborts them all
         with DurableBatch() as batch:
             save_checkpoint(
                 run_dir / job.checkpoint, trained, trained_arch, genome=request.genome, batch=batch
             )
+            setup_s += clock.lap()
+            last = report.history[-1] if report.history else {}
+            val: dict[str, float] = {}
+            if not final and len(data.val):
+                # the loop validated after the last epoch already: same weights, same numbers
+                val = {k[4:]: v for k, v in last.items() if k.startswith("val_")} or evaluate_split(
+                    module, data, data.val, device, config.eval_batch_size
+                )
+            test = (
+                evaluate_split(module, data, data.test, device, config.eval_batch_size) if budget.test else {}
+            )
+            eval_s += clock.lap()
+            if budget.stop is not None:
+                extra.update({"stopped_early": report.stopped_early, "flatten_a": report.flatten_a})
+            extra.update(recipe.extra(ctx, steps, report))
+            if "latency" in request.collect:
+                extra["latency_ms"] = measure_latency_ms(module, data)
+            metrics = _metrics(data.info.task, val, test, report, stats.params, stats.macs, final, extra)
+            bad = [
+                k for k, v in metrics.model_dump().items() if isinstance(v, float) and not math.isfinite(v)
+            ]
+            if bad:
+                batch.abort()
+                epochs.discard()
+                return _failure(job, f"non-finite metrics: {', '.join(bad)}", setup_s, train_s, eval_s)
             files = ArtifactWriter(run_dir, job.id, batch)
             artifacts = recipe.artifacts(ctx, steps, report, files)
             if "importance" in request.collect:

@@ -130,3 +130,12 @@ def test_files_of_the_first_format_still_load(tmp_path: Path) -> None:
     assert genome == "old"
     np.testing.assert_array_equal(got[2]["weight"], weights[2]["weight"])
     np.testing.assert_array_equal(arch["normal"], np.ones((2, 3), np.float32))
+
+
+def test_what_was_saved_does_not_follow_the_callers_arrays(tmp_path: Path) -> None:
+    weights = {1: {"w": np.arange(4, dtype=np.float32)}}
+    save_checkpoint(tmp_path / "c.pt", weights)
+    weights[1]["w"][:] = -1  # the caller reuses its array after saving
+    cached = load_checkpoint(tmp_path / "c.pt")[0][1]["w"]
+    np.testing.assert_array_equal(cached, np.arange(4, dtype=np.float32))
+    np.testing.assert_array_equal(_from_disk(tmp_path / "c.pt")[0][1]["w"], np.arange(4, dtype=np.float32))
