@@ -54,9 +54,15 @@ def test_fused_search_ends_where_the_unfused_one_does(tmp_path: Path, order: int
     for group, values in plain_arch.items():
         np.testing.assert_allclose(fused_arch[group], values, rtol=0, atol=2 * steps * ARCH_LR)
     assert sorted(fused_w) == sorted(plain_w) and len(plain_w) > 10
+    # rounding grows over eight second-order steps: on some CPUs the plain layout against
+    # channels_last alone (no fusion, only the memory order changes) already differs by up to
+    # 2e-3 in a weight whose entries reach 0.3, so each tensor is compared at 1 % of its own
+    # largest entry; a fusion that computed anything else moves weights by the size of the
+    # updates themselves (a tenth of that largest entry and more) and the validation loss with them
     for node, tensors in plain_w.items():
         for name, value in tensors.items():
+            scale = float(np.abs(value).max()) if value.size else 0.0
             np.testing.assert_allclose(
-                fused_w[node][name], value, rtol=1e-3, atol=1e-4, err_msg=f"{node}.{name}"
+                fused_w[node][name], value, rtol=1e-3, atol=1e-2 * scale + 1e-6, err_msg=f"{node}.{name}"
             )
     assert fused_last["val_loss"] == pytest.approx(plain_last["val_loss"], rel=1e-3)
