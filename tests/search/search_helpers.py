@@ -8,6 +8,8 @@ training on train+val whose candidate is the run's answer.
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import ClassVar
 
 from genomorph.search.core.protocol import (
@@ -40,6 +42,10 @@ class ChainConfig(BaseModel):
     epochs: int = 1
     final_epochs: int = 1
     include_failure: bool = False
+    #: a file the strategy waits for once it has seen ``gate_after`` results: a test that signals
+    #: the run then finds it mid-search however fast the candidates train (bounded: 300 s)
+    gate: str | None = None
+    gate_after: int = 2
 
 
 class ChainState(StrategyState):
@@ -68,6 +74,8 @@ class ChainStrategy(Strategy[ChainConfig, ChainState]):
 
     def propose(self, ctx: SearchContext) -> list[Proposal]:
         cfg, state = self.config, self.state
+        if cfg.gate is not None and len(state.seen) >= cfg.gate_after:
+            _wait_for(Path(cfg.gate))
         if state.waiting or state.final_sent:
             return []
         if state.round == 0:
@@ -134,6 +142,12 @@ class ChainStrategy(Strategy[ChainConfig, ChainState]):
 
     def result_candidate(self) -> int | None:
         return self.state.final_id
+
+
+def _wait_for(gate: Path, limit_s: float = 300.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while not gate.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 #: what `--strategy` takes for this class in a subprocess (PYTHONPATH=tests/search)

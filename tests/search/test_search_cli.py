@@ -130,7 +130,11 @@ def test_ctrl_c_keeps_what_finished_and_resume_completes(tmp_path: Path) -> None
         "--dataset",
         "digits",
     ]
+    # the strategy holds after two results until the gate exists: signalled then, the run is
+    # mid-search whatever the machine's speed (the whole search takes under a second when idle)
+    gate = tmp_path / "gate"
     settings = ["--set", f"genomes={json.dumps([TINY])}", "--set", "rounds=8", "--set", "epochs=2"]
+    settings += ["--set", f"gate={gate}"]
     process = subprocess.Popen(
         [*command, *settings, "--out", str(run)],
         env=env,
@@ -161,6 +165,7 @@ def test_ctrl_c_keeps_what_finished_and_resume_completes(tmp_path: Path) -> None
     interrupted = json.loads((run / "summary.json").read_text())
     assert interrupted["status"] == "interrupted" and interrupted["candidates_finished"] >= 2
 
+    gate.touch()
     done = subprocess.run([*command[:3], "resume", str(run)], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     summary = json.loads((run / "summary.json").read_text())

@@ -213,7 +213,9 @@ def test_resume_keeps_the_meta_parameters_an_iteration_started_with(tmp_path: Pa
     finishes with the values it read, the next one reads the edit."""
     meta = tmp_path / "meta.toml"
     meta.write_text("neurons_to_add = 6\n")
-    options = {**SMALL, "iterations": 2, "meta": str(meta)}
+    # a long shrink (60 epochs of decay) keeps the run inside iteration 0 for about a second after
+    # its first candidate: the kill lands there even on a loaded machine
+    options = {**SMALL, "iterations": 2, "meta": str(meta), "decay_steps": 600}
     options.pop("neurons_to_add")
     command = [
         *GENOMORPH,
