@@ -141,6 +141,9 @@ def test_ctrl_c_keeps_what_finished_and_resume_completes(tmp_path: Path) -> None
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as in a terminal: a test run started in the background (`cmd &` in a script)
+        # hands its children SIGINT ignored, and Python then never turns it into KeyboardInterrupt
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
     )
 
     def finished() -> int:
@@ -155,7 +158,12 @@ def test_ctrl_c_keeps_what_finished_and_resume_completes(tmp_path: Path) -> None
         time.sleep(0.05)
     still_running = process.poll() is None
     process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
+    try:
+        stdout, stderr = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        process.kill()  # it would wait at the gate for minutes
+        stdout, stderr = process.communicate()
+        raise AssertionError(f"the run did not stop on SIGINT\nstderr:\n{stderr}") from None
     # everything a rare failure needs for diagnosis: did the run end first, what did it print
     assert process.returncode == 130, (
         f"exit {process.returncode}, running when signalled: {still_running}, "
