@@ -113,6 +113,21 @@ class Graph:
             inputs[port] = new
             self.set_inputs(user, inputs)
 
+    def remove_unreachable(self, keep: Iterable[NodeId]) -> set[NodeId]:
+        """Remove every node from which none of ``keep`` (the outputs) can be reached; return
+        their ids (candidates a discretisation did not choose, what a removed branch fed)."""
+        alive: set[NodeId] = set()
+        todo = list(keep)
+        while todo:
+            nid = todo.pop()
+            if nid not in alive:
+                alive.add(nid)
+                todo.extend(self.inputs(nid))
+        dead = [nid for nid in reversed(self.order()) if nid not in alive]
+        for nid in dead:
+            self.remove(nid)
+        return set(dead)
+
     def new_id(self) -> NodeId:
         """The id the next ``add`` will use."""
         return self._next_id

@@ -26,7 +26,7 @@ Pure and torch-free: the input graph is never edited.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 from pydantic import ValidationError
 
@@ -74,7 +74,7 @@ def partial_channels(graph: Graph, k: int) -> Graph:
     for m in mixed:
         replaced[m] = _split_edge(graph, out, m, k, shapes, replaced)
     sums = _normalise_edges(graph, out, replaced)
-    prune_unreachable(out, [graph.output_node(), *graph.aux_outputs()])
+    out.remove_unreachable([graph.output_node(), *graph.aux_outputs()])  # the replaced mixed nodes
     try:
         verify(out)
     except GenomorphError as err:
@@ -225,19 +225,4 @@ def _normalise_edges(graph: Graph, out: Graph, replaced: dict[NodeId, NodeId]) -
     return count
 
 
-def prune_unreachable(graph: Graph, keep: Iterable[NodeId]) -> None:
-    """Remove, in place, every node that none of ``keep`` (the outputs) reaches: here the replaced
-    mixed nodes and candidate chains; for the DARTS discretisation the candidates not chosen."""
-    alive: set[NodeId] = set()
-    todo = list(keep)
-    while todo:
-        nid = todo.pop()
-        if nid not in alive:
-            alive.add(nid)
-            todo.extend(graph.inputs(nid))
-    for nid in reversed(graph.order()):
-        if nid not in alive:
-            graph.remove(nid)
-
-
-__all__ = ["edge_input", "partial_channels", "prune_unreachable"]
+__all__ = ["edge_input", "partial_channels"]

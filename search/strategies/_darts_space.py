@@ -18,7 +18,6 @@ from collections.abc import Mapping
 import numpy as np
 from genomorph.ir import ArchWeights, Graph, NodeId, verify
 from genomorph.ir.ops import Identity, Mixed, Zero
-from genomorph.ir.partial_channels import prune_unreachable
 
 NONE_LABELS = frozenset({"none", "zero"})
 
@@ -83,7 +82,7 @@ def argmax_genome(graph: Graph, arch: Mapping[str, np.ndarray]) -> tuple[Graph, 
         chosen[m] = labels[best] or graph.kind(cands[best])
         out.set_op(m, Identity())
         out.set_inputs(m, [cands[best]])
-    prune_unreachable(out, [graph.output_node(), *graph.aux_outputs()])
+    out.remove_unreachable([graph.output_node(), *graph.aux_outputs()])  # the candidates not chosen
     return verify(out), chosen
 
 

@@ -110,25 +110,9 @@ def unnest(graph: Graph, weights: Weights, add: NodeId) -> tuple[Graph, Weights,
     output = g.output_node()
     g.replace_uses(add, layer.shortcut)
     g.remove(add)
-    removed = _remove_dead(g, layer.shortcut if output == add else output)
+    removed = g.remove_unreachable([layer.shortcut if output == add else output])
     w = {n: arrays for n, arrays in weights.items() if n not in removed and n != add}
     return g, w, f"removed the residual of the conv H-ResNet layer n{add} ({layer.width} hidden channel(s))"
-
-
-def _remove_dead(graph: Graph, output: NodeId) -> set[NodeId]:
-    """Delete nodes that no longer reach the output."""
-    alive, stack = set(), [output]
-    while stack:
-        n = stack.pop()
-        if n in alive:
-            continue
-        alive.add(n)
-        stack.extend(graph.inputs(n))
-    dead = {n for n in graph.order() if n not in alive}
-    for n in reversed(graph.order()):
-        if n in dead:
-            graph.remove(n)
-    return dead
 
 
 __all__ = ["CONNECTIONS", "Layer", "layer_at", "layers", "nest_conv", "unnest"]

@@ -167,3 +167,14 @@ def test_cached_inputs_and_users_follow_edits() -> None:
     returned = g.inputs(n["a"])
     returned.append(999)  # a caller's list: the cache keeps its own
     assert g.inputs(n["a"]) == [n["r"], n["r"]]
+
+
+def test_remove_unreachable_drops_what_feeds_no_kept_output() -> None:
+    g, n = small_net()
+    branch = g.add(Relu(), [n["c"]])
+    tail = g.add(Relu(), [branch])  # a dangling chain off c
+    removed = g.remove_unreachable([n["out"]])
+    assert removed == {branch, tail}
+    assert g.order() == [n["x"], n["c"], n["r"], n["a"], n["p"], n["out"]]
+    assert g.users(n["c"]) == [(n["r"], 0)]
+    assert g.remove_unreachable([n["out"]]) == set()
