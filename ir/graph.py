@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import networkx as nx
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .stats import GraphStats
 
 NodeId = int
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -301,6 +302,16 @@ class Graph:
 
     def input_shapes(self, nid: NodeId) -> list[Shape]:
         return [self.shape(i) for i in self.inputs(nid)]
+
+    def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``, computed once for this graph until its next edit (and shared with its
+        copies): for a pass's fact about an unchanged graph that many callers ask for, such as
+        which layers can be pruned. ``key`` names the fact and its arguments; the value must be
+        immutable (every caller gets the same object)."""
+        memos: dict[Hashable, object] = self._cache.setdefault("memo", {})  # type: ignore[assignment]
+        if key not in memos:
+            memos[key] = compute()
+        return memos[key]  # type: ignore[return-value]
 
     def stats(self) -> GraphStats:
         if "stats" not in self._cache:

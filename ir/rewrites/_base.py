@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from genomorph.ir.errors import GenomeError, NotApplicable
@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from ._init import fill_missing
 
 SEED_BOUND = 2**63 - 1
+T = TypeVar("T")
 
 
 class Record(BaseModel):
@@ -240,6 +241,30 @@ def require(condition: bool, why: str, hint: str | None = None) -> None:
     """Raise NotApplicable(why) unless ``condition`` holds."""
     if not condition:
         raise NotApplicable(why, hint=hint)
+
+
+def memo_refusal(graph: Graph, key: Hashable, compute: Callable[[], T]) -> T:
+    """``graph.memo`` of ``compute()`` where a refusal (`NotApplicable`) is a result too: memoised,
+    and raised again as a new exception to every caller (rewrites ask "can this layer be pruned /
+    widened?" of every node of an unchanged graph many times)."""
+
+    def outcome() -> T | _Refusal:
+        try:
+            return compute()
+        except NotApplicable as err:
+            return _Refusal(err.message, err.span, err.hint)
+
+    found = graph.memo(key, outcome)
+    if isinstance(found, _Refusal):
+        raise NotApplicable(found.message, span=found.span, hint=found.hint)
+    return found  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    message: str
+    span: Any
+    hint: str | None
 
 
 def require_node(graph: Graph, nid: NodeId) -> None:

@@ -37,7 +37,7 @@ from genomorph.ir.graph import Graph, NodeId
 from genomorph.ir.ops import OpBase, Shape
 from genomorph.ir.traits import ChannelRole, Layout
 
-from ._base import Work, describe
+from ._base import Work, describe, memo_refusal
 from ._init import fan_in, uniform
 
 
@@ -191,19 +191,8 @@ class _Reach:
 
 
 def _reach(graph: Graph, seed: NodeId, virtual: bool) -> _Reach:
-    """The cached `_Reach` of ``seed`` (a refusal is cached too, and raised again as new)."""
-    key = f"channels.reach:{seed}:{int(virtual)}"
-    found = graph._cache.get(key)
-    if found is None:
-        try:
-            found = _walk(graph, seed, virtual)
-        except NotApplicable as err:
-            found = (err.message, err.span, err.hint)
-        graph._cache[key] = found
-    if isinstance(found, tuple):
-        message, span, hint = found
-        raise NotApplicable(message, span=span, hint=hint)
-    return found  # type: ignore[return-value]
+    """The memoised `_Reach` of ``seed`` (a refusal too, raised again as new)."""
+    return memo_refusal(graph, ("channels.reach", seed, virtual), lambda: _walk(graph, seed, virtual))
 
 
 def _walk(graph: Graph, seed: NodeId, virtual: bool) -> _Reach:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from genomorph.ir.graph import Graph, NodeId
 
-from ._base import Outcome, Rewrite, Work, describe, require, require_node
+from ._base import Outcome, Rewrite, Work, describe, memo_refusal, require, require_node
 from ._channels import kept, layout_of, output_width, plan, realise, role
 
 FRACTIONS = (0.5, 0.25)
@@ -42,7 +42,13 @@ def filter_norms(graph: Graph, arrays: dict[str, np.ndarray], nid: NodeId) -> np
 
 
 def check_prunable(graph: Graph, node: NodeId, image: bool | None) -> int:
-    """The width of layer ``node`` if units can be pruned from it (``image``: must be a conv / a vector)."""
+    """The width of layer ``node`` if units can be pruned from it (``image``: must be a conv / a vector).
+
+    Memoised per graph: a search asks it of every node of the same network many times."""
+    return memo_refusal(graph, ("prunable", node, image), lambda: _check_prunable(graph, node, image))
+
+
+def _check_prunable(graph: Graph, node: NodeId, image: bool | None) -> int:
     require_node(graph, node)
     what = {True: "conv or sep_conv", False: "linear", None: "conv, sep_conv or linear"}[image]
     require(

@@ -231,8 +231,9 @@ class Driver:
             self.executor.submit(job)
             self.observer.submitted(job)
 
-    def _accept(self, proposals: list[Proposal]) -> list[Job]:
-        """Give proposals ids, seeds and initial checkpoints, and store them with the strategy state."""
+    def _accept(self, proposals: list[Proposal], observed: int | None = None) -> list[Job]:
+        """Give proposals ids, seeds and initial checkpoints, and store them with the strategy state
+        (and with the observation of candidate ``observed`` they follow, if any)."""
         jobs = []
         for offset, proposal in enumerate(proposals):
             cid = self.next_id + offset
@@ -251,6 +252,7 @@ class Driver:
             self.strategy.dump_state(),
             self.inputs.take(),
             running=True,
+            observed=observed,
         )
         self.next_id += len(jobs)
         return jobs
@@ -261,9 +263,11 @@ class Driver:
         while self.next_to_observe in self.ready:
             result = self.ready.pop(self.next_to_observe)
             self.strategy.observe(result)
-            self.store.mark_observed(result.id, self.strategy.dump_state(), self.inputs.take())
             self.next_to_observe += 1
-            self._propose()
+            # the observation is stored with the first proposals made after it (one transaction;
+            # a kill before it observes the result again from the state before), else on its own
+            if not self._propose(observed=result.id):
+                self.store.mark_observed(result.id, self.strategy.dump_state(), self.inputs.take())
             self._prune()
 
     def _prune(self) -> None:
@@ -296,18 +300,23 @@ class Driver:
         limit = self.config.time_limit
         return limit is not None and self.store.elapsed() >= limit
 
-    def _propose(self) -> None:
+    def _propose(self, observed: int | None = None) -> bool:
+        """Ask for proposals while there are free slots; whether any were stored. ``observed``: the
+        candidate just observed, marked so with the first proposals."""
+        stored = False
         while not self.strategy.done():
             # slots count candidates proposed but not yet *observed* (not: not yet finished), so what a
             # strategy sees when it proposes never depends on the order in which results came back
             slots = self.executor.width - (self.next_id - self.next_to_observe)
             if slots <= 0:
-                return
+                break
             ctx = _Context(self.store.run_dir, slots, self._wrap_up(), self.files, self.inputs)
             proposals = self.strategy.propose(ctx)
             if not proposals:
-                return
-            self._submit(self._accept(proposals), marked=True)
+                break
+            self._submit(self._accept(proposals, None if stored else observed), marked=True)
+            stored = True
+        return stored
 
     # ------------------------------------------------------------------ the loop
     def resume_pending(self) -> None:

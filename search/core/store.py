@@ -355,13 +355,18 @@ class RunStore:
         reads: Sequence[InputRead] = (),
         *,
         running: bool = False,
+        observed: int | None = None,
     ) -> None:
         """Insert ``(id, request, seed)`` rows as ``queued``, the strategy state that proposed them
         and the file reads that state was made from, in one transaction. ``running``: they are
-        submitted right away, stored as `mark_running` would leave them (one transaction less)."""
+        submitted right away, stored as `mark_running` would leave them (one transaction less).
+        ``observed``: the candidate whose observation this state follows, marked as `mark_observed`
+        would (the driver proposes right after observing: one transaction for both)."""
         status, attempts = ("running", 1) if running else ("queued", 0)
         with self._transaction() as db:
             self._insert_reads(reads)
+            if observed is not None:
+                db.execute("UPDATE candidates SET observed = 1 WHERE id = ?", (observed,))
             for cid, request, seed in jobs:
                 db.execute(
                     "INSERT INTO candidates (id, genome, parent, rewrites, budget, request, seed, status,"

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -119,16 +118,19 @@ def flatten_exponent(losses: Sequence[float]) -> float | None:
         return None
     from scipy.optimize import leastsq
 
-    y = np.asarray(losses, dtype=np.float64)
-    spread = y.max() - y.min()
-    y = (y - y.min()) / spread if spread > 0 else np.zeros_like(y)
-    x = np.linspace(0.0, 1.0, len(y))
-    one_minus_x = 1.0 - x
+    # the normalisation in plain floats: the same IEEE operations as numpy's (the same a to the
+    # last bit), without a dozen numpy calls that, right after an epoch of training has evicted
+    # their code from the CPU caches, cost more than the fit itself
+    low, n = min(losses), len(losses)
+    spread = max(losses) - low
+    y = np.array([(v - low) / spread for v in losses] if spread > 0 else [0.0] * n)
+    step = 1.0 / (n - 1)
+    steps = [i * step for i in range(n - 1)] + [1.0]  # np.linspace(0, 1, n), entry for entry
+    x, one_minus_x = np.array(steps), np.array([1.0 - v for v in steps])
     # MINPACK's Levenberg-Marquardt directly, as ``curve_fit(f, x, y, p0=[0], maxfev=2000)`` calls
     # it (the same residuals, start and limits: the same a to the last bit), without curve_fit's
     # input checks and covariance estimate, which cost more than the fit on every epoch's call
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # exp overflow while searching: a worse fit
+    with np.errstate(over="ignore", invalid="ignore"):  # exp overflow while searching: a worse fit
         # full_output=False still returns the status, without the covariance estimate and the
         # info dict full_output=True adds afterwards (half the call's time; the same a and status)
         (a,), status = leastsq(
@@ -219,7 +221,8 @@ def run_epochs(
         sync(device)
         started = time.perf_counter()
         for s in steps:
-            module.train(s.train_mode)
+            if module.training != s.train_mode:  # only on a change (validation left it in eval mode)
+                module.train(s.train_mode)
             s.start_epoch(epoch)
         counts = [s.steps_per_epoch() for s in steps]
         for i in range(max(counts)):

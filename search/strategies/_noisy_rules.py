@@ -36,22 +36,9 @@ Stats = Mapping[NodeId, tuple[np.ndarray, np.ndarray]]
 def groups(graph: Graph) -> dict[NodeId, set[NodeId]]:
     """Hidden-layer groups: first layer -> every value whose units are the same units.
 
-    Cached per graph object (graphs are never edited in place: rewrites return new ones; the
-    strategy hands out one graph object per genome text)."""
-    key = id(graph)
-    cached = _GROUPS.get(key)
-    if cached is not None and cached[0] is graph:
-        return cached[1]
-    out = _groups(graph)
-    while len(_GROUPS) >= CACHED_GROUPS:  # the oldest goes (dicts keep insertion order)
-        del _GROUPS[next(iter(_GROUPS))]
-    _GROUPS[key] = (graph, out)
-    return out
-
-
-#: graphs whose groups are kept: an iteration reads those of its 2-3 networks several times
-CACHED_GROUPS = 4
-_GROUPS: dict[int, tuple[Graph, dict[NodeId, set[NodeId]]]] = {}
+    Memoised per graph (``Graph.memo``): an iteration reads those of its 2-3 networks several
+    times. The same dict goes to every caller: read it, never edit it."""
+    return graph.memo("noisy.groups", lambda: _groups(graph))
 
 
 def _groups(graph: Graph) -> dict[NodeId, set[NodeId]]:

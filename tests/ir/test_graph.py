@@ -178,3 +178,36 @@ def test_remove_unreachable_drops_what_feeds_no_kept_output() -> None:
     assert g.order() == [n["x"], n["c"], n["r"], n["a"], n["p"], n["out"]]
     assert g.users(n["c"]) == [(n["r"], 0)]
     assert g.remove_unreachable([n["out"]]) == set()
+
+
+def test_memo_computes_once_per_graph_until_an_edit_and_holds_for_copies() -> None:
+    g, n = small_net()
+    calls: list[int] = []
+
+    def width() -> int:
+        calls.append(1)
+        return g.shape(n["c"])[0]
+
+    assert g.memo(("width", n["c"]), width) == 4 and g.memo(("width", n["c"]), width) == 4
+    assert len(calls) == 1
+    h = g.copy()  # identical: what g memoised holds for h
+    assert h.memo(("width", n["c"]), lambda: -1) == 4
+    h.set_op(n["c"], Conv(channels=6))  # an edit of the copy forgets its memos, not g's
+    assert h.memo(("width", n["c"]), lambda: h.shape(n["c"])[0]) == 6
+    assert g.memo(("width", n["c"]), width) == 4 and len(calls) == 1
+    g.set_op(n["c"], Conv(channels=5))
+    assert g.memo(("width", n["c"]), width) == 5 and len(calls) == 2
+
+
+def test_a_memoised_refusal_is_raised_again_as_a_new_exception() -> None:
+    from genomorph.ir import NotApplicable
+    from genomorph.ir.rewrites.prune_channels import check_prunable
+
+    g, n = small_net()
+    errors = []
+    for _ in range(2):
+        with pytest.raises(NotApplicable, match="not a") as caught:
+            check_prunable(g, n["r"], image=None)  # a relu has no units of its own
+        errors.append(caught.value)
+    assert errors[0] is not errors[1]
+    assert check_prunable(g, n["c"], image=True) == 4

@@ -44,6 +44,20 @@ def test_create_then_open_round_trips_meta_state_and_candidates(tmp_path: Path) 
     assert [kind for _, kind, _ in again.events()] == ["started"]
 
 
+def test_proposals_stored_with_the_observation_they_follow(tmp_path: Path) -> None:
+    store = RunStore.create(tmp_path, {}, {"step": 0})
+    r0 = _request()
+    store.add_candidates([(0, r0, 1)], {"step": 1}, running=True)
+    store.record_result(_finished(0, r0, 0.5))
+    store.add_candidates([(1, _request(), 2)], {"step": 2}, running=True, observed=0)
+    c0, c1 = store.candidates()
+    assert (c0.observed, c1.observed, c1.status) == (True, False, "running")
+    assert store.strategy_state() == {"step": 2}
+    with pytest.raises(sqlite3.IntegrityError):  # a failed insert leaves the observation unstored too
+        store.add_candidates([(1, _request(), 3)], {"step": 3}, observed=1)
+    assert not store.candidates()[1].observed and store.strategy_state() == {"step": 2}
+
+
 def test_database_is_in_wal_mode(tmp_path: Path) -> None:
     RunStore.create(tmp_path, {}, {}).close()
     db = sqlite3.connect(tmp_path / DB_NAME)
