@@ -139,7 +139,10 @@ class Graph:
         other._next_id = self._next_id
         other.source_name = self.source_name
         # what the passes computed holds for the copy too (immutable values; an edit of either
-        # graph clears its own cache): a rewrite's checks on its copy need not compute it again
+        # graph clears its own cache): a rewrite's checks on its copy need not compute it again.
+        # The memo table itself is shared, so a fact either one memoises before its first edit
+        # is there for both (a worker's copy of a strategy's graph: one computation for both)
+        self._cache.setdefault("memo", {})
         other._cache.update(self._cache)
         return other
 

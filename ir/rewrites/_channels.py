@@ -419,22 +419,34 @@ def kept(width: int, remove: Iterable[int]) -> np.ndarray:
     return np.asarray([c for c in range(width) if c not in drop], dtype=np.int64)
 
 
+def outgoing_places(plan: Plan, units: Iterable[int]) -> list[tuple[NodeId, str, int, np.ndarray]]:
+    """``(reader, tensor name, axis, indices)`` of every input weight that reads ``units`` of the
+    planned value: what `scale_outgoing` scales (the tensor may be absent from the weights)."""
+    units = np.asarray(sorted(set(units)), dtype=np.int64)
+    out = []
+    for reader, value in plan.readers.items():
+        cols = np.flatnonzero(np.isin(plan.maps[value], units))
+        for name, places in plan.layouts[reader].items():
+            out += [
+                (reader, name, axis, cols)
+                for space, axis, fresh in places
+                if space == "in" and fresh == "mix"
+            ]
+    return out
+
+
 def scale_outgoing(work: Work, plan: Plan, units: Iterable[int], factor: float) -> None:
     """Multiply the input columns that read ``units`` of the planned value by ``factor``.
 
     Used with an identity plan to fade units out before pruning them (paper 000).
     """
-    units = np.asarray(sorted(set(units)), dtype=np.int64)
-    for reader, value in plan.readers.items():
-        m = plan.maps[value]
-        cols = np.flatnonzero(np.isin(m, units))
+    places = outgoing_places(plan, units)
+    for reader in plan.readers:
         arrays = dict(work.arrays(reader))
-        for name, places in plan.layouts[reader].items():
-            for space, axis, fresh in places:
-                if space == "in" and fresh == "mix" and name in arrays:
-                    array = arrays[name].copy()
-                    np.moveaxis(array, axis, 0)[cols] *= factor
-                    arrays[name] = array
+        for name, axis, cols in ((n, a, c) for r, n, a, c in places if r == reader and n in arrays):
+            array = arrays[name].copy()
+            np.moveaxis(array, axis, 0)[cols] *= factor
+            arrays[name] = array
         work.put(reader, arrays)
 
 

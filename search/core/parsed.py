@@ -44,11 +44,10 @@ def parsed(text: str, source_name: str = "<genome>") -> Graph:
     # candidate, and a remembered graph is the strategy's own object, which reads them too
     with contextlib.suppress(GenomorphError):  # the caller's own use of the copy reports it
         graph.stats()
+    # the copy brings what parsing computed along (``Graph.copy``: order, shapes, stats and the
+    # memos): recomputing shapes was a third of a cached parse's cost
     copy = graph.copy()
     copy.source_name = source_name
-    # what parsing computed (order, shapes, stats; immutable values, and every edit of the copy
-    # clears them) comes along: recomputing shapes was a third of a cached parse's cost
-    copy._cache.update(graph._cache)
     return copy
 
 

@@ -203,7 +203,7 @@ class EvalResult(_Frozen):
     """Trained weights, relative to the run directory; pass as ``init_checkpoint`` to inherit them."""
     artifacts: dict[str, str] = Field(default_factory=dict)
     """Files the evaluation wrote besides the checkpoint, by name, relative to the run directory
-    (``importance``: an ``.npz`` of A and B per unit; ``alphas``: α per epoch, ...)."""
+    (``importance``: an ``.npy`` of A and B per unit; ``alphas``: α per epoch, ...)."""
     setup_s: float = 0.0
     """Worker time outside training and evaluation: parse, lower, load and save weights."""
     train_s: float = 0.0

@@ -1,7 +1,7 @@
 """Measurements a request can ask for after training (``EvalRequest.collect``).
 
 - ``importance``: paper 000's A and B per unit of every prunable layer (`importance.unit_statistics`),
-  over (at most `IMPORTANCE_SAMPLES` of) the training split, written as an ``.npz`` artifact that
+  over (at most `IMPORTANCE_SAMPLES` of) the training split, written as an ``.npy`` artifact that
   `genomorph.search.core.importance.read_importance` reads without torch;
 - ``latency``: the median CPU forward time of one sample through the lowered module in eval
   mode, in milliseconds (``Metrics.extra["latency_ms"]``), after a few warm-up passes.
@@ -42,7 +42,7 @@ def collect_importance(
     n = min(len(split), IMPORTANCE_SAMPLES)
     x = data.normalise(split.x[:n])
     stats = unit_statistics(graph, weights, x, split.y[:n], task=data.info.task, module=module)
-    return files.write_bytes("importance", ".npz", write_importance(stats_arrays(stats), n))
+    return files.write_bytes("importance", ".npy", write_importance(stats_arrays(stats), n))
 
 
 @torch.inference_mode()

@@ -11,9 +11,9 @@ epoch simply stop earlier). The loop, not the steps, handles:
   ``min_epochs`` on, epochs and training losses so far are normalised to [0, 1] and
   ``y = exp(a x)(1 - x)`` is fitted by least squares (``scipy.optimize.curve_fit``); training
   stops once ``a < threshold``. ``stopped_early`` and ``flatten_a`` end up in the report;
-- **per-epoch checkpoints** (an `EpochFile`): after the first epoch, then after every epoch that
-  ends at least `CHECKPOINT_INTERVAL_S` after the last checkpoint (so every epoch of any epoch
-  longer than that), the module's ``state_dict``, each step's ``state_dict``, torch's global RNG
+- **per-epoch checkpoints** (an `EpochFile`): after every epoch that ends at least
+  `CHECKPOINT_INTERVAL_S` after the last checkpoint, or after this session's training started
+  (so after every epoch of any epoch longer than that), the module's ``state_dict``, each step's ``state_dict``, torch's global RNG
   state (``nn.Dropout`` draws from it), the history and the timers. Given a file from an
   interrupted run, the loop restores all of it and continues with the next epoch: the run ends
   exactly as an uninterrupted one would, whichever epoch the file was written after (a kill
@@ -39,8 +39,9 @@ from genomorph.search.runtime.steps import Step, TrainContext, main_output, task
 
 EpochCallback = Callable[[int, int, dict[str, float]], None]
 
-#: seconds of training between two epoch checkpoints at least (the first epoch always writes one):
-#: a toy-data epoch of ~20 ms would otherwise spend a tenth of its time on snapshots and hand-overs
+#: seconds of training between two epoch checkpoints at least, and before the first: a toy-data
+#: epoch of ~20 ms would otherwise spend a tenth of its time on snapshots and hand-overs, and a
+#: candidate shorter than this (a kill repeats it whole) needs none
 CHECKPOINT_INTERVAL_S = 0.25
 
 
@@ -216,7 +217,7 @@ def run_epochs(
         first = _restore(ctx, steps, saved, report)
     config = ctx.config
     val = ctx.splits.get("val")
-    saved_at: float | None = None  # when the last epoch checkpoint was handed over (None: none yet)
+    saved_at = time.perf_counter()  # when the last epoch checkpoint was handed over (or training began)
     for epoch in range(first, epochs):
         sync(device)
         started = time.perf_counter()
@@ -257,7 +258,7 @@ def run_epochs(
             report.eval_s += time.perf_counter() - started
             record.update({f"val_{k}": v for k, v in measured.items()})
         report.history.append(record)
-        due_checkpoint = saved_at is None or time.perf_counter() - saved_at >= CHECKPOINT_INTERVAL_S
+        due_checkpoint = time.perf_counter() - saved_at >= CHECKPOINT_INTERVAL_S
         if checkpoints is not None and not last and due_checkpoint:
             started = time.perf_counter()
             checkpoints.save(

@@ -79,7 +79,7 @@ class ArtifactWriter:
         """When given, files are renamed into place (durable) by ``batch.commit()``, with the weights."""
 
     def path(self, name: str, suffix: str) -> str:
-        """Relative path of artifact ``name`` of this candidate (``artifacts/c00007.name.npz``)."""
+        """Relative path of artifact ``name`` of this candidate (``artifacts/c00007.name.npz``: ``name`` and ``suffix``)."""
         return f"artifacts/c{self.candidate:05d}.{name}{suffix}"
 
     def write_bytes(self, name: str, suffix: str, data: bytes) -> str:

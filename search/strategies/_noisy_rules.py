@@ -23,7 +23,9 @@ import numpy as np
 from genomorph.ir import Graph, NodeId, NotApplicable, Weights
 from genomorph.ir.rewrites import Record, add_neurons, hres_grow, hres_shrink, prune_neurons
 from genomorph.ir.rewrites._base import Rewrite
-from genomorph.ir.rewrites._channels import identity_map, output_width, plan
+from genomorph.ir.rewrites._channels import identity_map, outgoing_places, output_width, plan
+from genomorph.ir.rewrites.prune_channels import check_prunable
+from genomorph.ir.weights import expected_shapes
 
 from ._noisy_layers import Layer, nest_conv, unnest
 from ._noisy_layers import layers as hres_layers
@@ -183,24 +185,21 @@ def plan_shrink(
     return moves, {n: sorted(u) for n, u in fade.items() if u}
 
 
-def outgoing_columns(
-    graph: Graph, weights: Weights, fade: Mapping[NodeId, Sequence[int]]
-) -> dict[str, list[int]]:
+def outgoing_columns(graph: Graph, fade: Mapping[NodeId, Sequence[int]]) -> dict[str, list[int]]:
     """The input columns (axis 1) of the reading layers' tensors that carry ``fade``'s units onwards.
 
-    Found by fading the units to zero in a copy of the weights set to ones (``prune-neurons``'
-    ``fade`` knows how units propagate through adds, batch norms and flattens), so the worker
-    can decay exactly those entries without the graph."""
-    ones = {n: {k: np.ones_like(v) for k, v in arrays.items()} for n, arrays in weights.items()}
+    Where ``prune-neurons``' ``fade`` would scale (it knows how units propagate through adds,
+    batch norms and flattens: the channel plan's readers), so the worker can decay exactly
+    those entries without the graph. Only tensors of two or more axes (biases read no units)."""
     out: dict[str, set[int]] = {}
     for nid, chosen in sorted(fade.items()):
-        faded = prune_neurons.fade(graph, ones, nid, chosen, 0.0)
-        for reader, arrays in faded.items():
-            for name, array in arrays.items():
-                if array.ndim < 2 or array.all():
-                    continue
-                zero = (np.moveaxis(array, 1, 0).reshape(array.shape[1], -1) == 0).all(1)
-                out.setdefault(f"n{reader}.{name}", set()).update(int(c) for c in np.flatnonzero(zero))
+        check_prunable(graph, nid, image=None)
+        change = plan(graph, nid, identity_map(output_width(graph, nid)))
+        for reader, name, axis, cols in outgoing_places(change, chosen):
+            shape = expected_shapes(graph, reader).get(name)
+            if shape is None or len(shape) < 2 or axis != 1 or not len(cols):
+                continue
+            out.setdefault(f"n{reader}.{name}", set()).update(int(c) for c in cols)
     return {k: sorted(v) for k, v in sorted(out.items()) if v}
 
 

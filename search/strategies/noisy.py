@@ -231,10 +231,10 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
         meta = NoisyMeta.model_validate(self.state.pending["meta"])
         trained = str(self.state.pending["trained"])
         graph = _parse(str(self.state.pending["genome"]))
-        weights = self._load(ctx, trained)
-        assert weights is not None
         stats = _importance(ctx, self.state.pending.get("importance"))
-        if not stats:
+        if not stats:  # no statistics measured: rank by the trained weights
+            weights = self._load(ctx, trained)
+            assert weights is not None
             stats = rules.fallback_stats(graph, weights)
         moves, fade = rules.plan_shrink(graph, stats, meta.removals(), meta.remove_layer_at)
         self.state.pending["prune"] = [
@@ -243,7 +243,7 @@ class Noisy(Strategy[NoisyConfig, NoisyState]):
         if not fade:
             return None
         steps_per_epoch = max(1, math.ceil(self.setup.dataset.train_size / 64))
-        outgoing = rules.outgoing_columns(graph, weights, fade)
+        outgoing = rules.outgoing_columns(graph, fade)
         self.state.pending["outgoing"] = outgoing  # type: ignore[assignment]
         request = EvalRequest(
             genome=str(self.state.pending["genome"]),

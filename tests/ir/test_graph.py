@@ -211,3 +211,13 @@ def test_a_memoised_refusal_is_raised_again_as_a_new_exception() -> None:
         errors.append(caught.value)
     assert errors[0] is not errors[1]
     assert check_prunable(g, n["c"], image=True) == 4
+
+
+def test_a_graph_and_its_unedited_copy_share_later_memos() -> None:
+    g, n = small_net()
+    h = g.copy()
+    assert h.memo("fact", lambda: "from h") == "from h"
+    assert g.memo("fact", lambda: "from g") == "from h"  # the same graph: computed once for both
+    g.set_op(n["c"], Conv(channels=6))
+    assert g.memo("fact", lambda: "g edited") == "g edited"
+    assert h.memo("fact", lambda: "not again") == "from h"

@@ -23,6 +23,7 @@ from genomorph.grammar.darts import darts_supernet
 from genomorph.ir.printer import print_genome
 from genomorph.search.core.config import DataConfig, Job, TrainConfig, WorkerSpec
 from genomorph.search.core.protocol import Budget, EvalRequest, EvalResult
+from genomorph.search.runtime import loop
 from genomorph.search.runtime.checkpoint import load_checkpoint
 from genomorph.search.runtime.distributed import DataParallelExecutor, World, launch
 from genomorph.search.runtime.evaluate import evaluate_job
@@ -141,7 +142,10 @@ def _wait_for_epoch_file(path: Path, epoch: int) -> None:
     raise AssertionError(f"{path} never reached epoch {epoch}")
 
 
-def test_killed_data_parallel_search_resumes_identically(tmp_path: Path) -> None:
+def test_killed_data_parallel_search_resumes_identically(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(loop, "CHECKPOINT_INTERVAL_S", 0.0)  # rank 0 writes one after every epoch
     job = _job("seq", "darts", epochs=2, order=2)
 
     def stop(epoch: int, total: int, record: dict[str, float]) -> None:

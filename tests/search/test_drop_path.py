@@ -16,6 +16,7 @@ from genomorph.lower import lower
 from genomorph.lower.modules import StochasticDepth
 from genomorph.search.core.config import DataConfig, Job, TrainConfig, WorkerSpec
 from genomorph.search.core.protocol import Budget, EvalRequest
+from genomorph.search.runtime import loop
 from genomorph.search.runtime.data import cached_dataset
 from genomorph.search.runtime.evaluate import evaluate_job
 from genomorph.search.runtime.trainer import train
@@ -114,7 +115,10 @@ class _Stop(BaseException):
     """Stands in for a kill: nothing after it runs."""
 
 
-def test_a_killed_training_with_drop_path_resumes_to_the_same_numbers(tmp_path: Path) -> None:
+def test_a_killed_training_with_drop_path_resumes_to_the_same_numbers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(loop, "CHECKPOINT_INTERVAL_S", 0.0)  # a checkpoint after every epoch, however short
     spec = WorkerSpec(run_dir=str(tmp_path), data=DataConfig(name="digits"), train=TrainConfig(), threads=1)
     request = EvalRequest(genome=_genome(0.3), budget=Budget(epochs=3, test=True))
     whole = evaluate_job(spec, Job(id=0, request=request, seed=3, checkpoint="checkpoints/c00000.pt"))

@@ -14,6 +14,7 @@ from genomorph.lower import extract_weights, lower
 from genomorph.search.core.config import DataConfig, Job, TrainConfig, WorkerSpec
 from genomorph.search.core.importance import read_importance
 from genomorph.search.core.protocol import Budget, EvalRequest, FlattenStop, RepairRequest
+from genomorph.search.runtime import loop
 from genomorph.search.runtime.checkpoint import load_checkpoint, save_checkpoint
 from genomorph.search.runtime.data import cached_dataset
 from genomorph.search.runtime.evaluate import evaluate_job
@@ -250,8 +251,9 @@ class _Stop(BaseException):
 
 
 def test_a_repaired_candidate_interrupted_in_training_resumes_with_its_repair_distances(
-    spec: WorkerSpec,
+    spec: WorkerSpec, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(loop, "CHECKPOINT_INTERVAL_S", 0.0)  # a checkpoint after every epoch, however short
     run = Path(spec.run_dir)
     teacher = evaluate_job(spec, _job(0, EvalRequest(genome=SMALL, budget=Budget(epochs=1))))
     graph = parse(SMALL)

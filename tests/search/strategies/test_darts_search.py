@@ -18,6 +18,7 @@ from genomorph.grammar.darts import darts_supernet, parse_genotype
 from genomorph.ir.printer import print_genome
 from genomorph.search.core.config import DataConfig, Job, TrainConfig, WorkerSpec
 from genomorph.search.core.protocol import Budget, EvalRequest
+from genomorph.search.runtime import loop
 from genomorph.search.runtime.checkpoint import load_checkpoint
 from genomorph.search.runtime.evaluate import evaluate_job
 
@@ -123,7 +124,10 @@ class _Kill(KeyboardInterrupt):
 
 
 @pytest.mark.parametrize("kill_after", [1])
-def test_killed_search_resumes_from_its_epoch_checkpoint_identically(tmp_path: Path, kill_after: int) -> None:
+def test_killed_search_resumes_from_its_epoch_checkpoint_identically(
+    tmp_path: Path, kill_after: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(loop, "CHECKPOINT_INTERVAL_S", 0.0)  # a checkpoint after every epoch, however short
     seed, epochs = 20261201 + kill_after, 3
     reference = evaluate_job(_spec(tmp_path / "ref"), _job(seed, epochs))
     assert reference.ok, reference.reason

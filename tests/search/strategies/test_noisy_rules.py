@@ -71,7 +71,7 @@ def test_faded_units_prune_without_changing_the_function(x: torch.Tensor) -> Non
     stats = {g: (rng.random(graph.shape(g)[0]), rng.random(graph.shape(g)[0])) for g in found}
     moves, fade = rules.plan_shrink(graph, stats, 5, remove_at=1)
     assert sum(len(m.remove or ()) for m in moves) == 5
-    columns = rules.outgoing_columns(graph, weights, fade)
+    columns = rules.outgoing_columns(graph, fade)
     assert columns, "the faded units have outgoing weights"
     faded = {n: {k: v.copy() for k, v in arrays.items()} for n, arrays in weights.items()}
     for name, cols in columns.items():
@@ -91,7 +91,7 @@ def test_a_layer_left_with_one_unit_fades_whole_and_is_removed(x: torch.Tensor) 
     stats = {group: (np.arange(8.0), np.zeros(8))}
     moves, fade = rules.plan_shrink(graph, stats, 7, remove_at=1)
     assert fade == {group: list(range(8))}  # the last unit fades too: the layer will go
-    columns = rules.outgoing_columns(graph, weights, fade)
+    columns = rules.outgoing_columns(graph, fade)
     for name, cols in columns.items():
         node, tensor = name[1:].split(".", 1)
         weights[int(node)][tensor][:, cols] = 0.0
@@ -188,3 +188,36 @@ def test_a_linear_network_opens_its_first_residual_layer(x: torch.Tensor) -> Non
     torch.testing.assert_close(
         _outputs(opened, opened_weights, x), _outputs(graph, weights, x), atol=1e-6, rtol=0
     )
+
+
+FLAT = "input 1x4x4\nconv(6, 3) bn relu\nflatten\nlinear(10) relu\nlinear(3)\n"
+
+
+@pytest.mark.parametrize("genome", [NET, NESTED, CONV, FLAT], ids=["net", "nested", "conv", "flatten"])
+def test_outgoing_columns_are_the_columns_a_fade_to_zero_clears(genome: str) -> None:
+    """Against the definition: fade the units to zero in weights of ones, and every input column
+    (axis 1) that became all zero is an outgoing column (through adds, batch norms, flattens)."""
+    from genomorph.ir.rewrites import prune_neurons
+
+    seed = 20261202
+    graph = parse(genome)
+    ones = {
+        n: {k: np.ones_like(v) for k, v in a.items()}
+        for n, a in fill_missing(graph, None, np.random.default_rng(0)).items()
+    }
+    rng = np.random.default_rng(seed)
+    fade = {}
+    for g in rules.groups(graph):
+        width = graph.shape(g)[0]
+        fade[g] = sorted(rng.choice(width, size=int(rng.integers(1, width)), replace=False).tolist())
+    assert fade, "the network has hidden layers"
+    expected: dict[str, set[int]] = {}
+    for nid, units in sorted(fade.items()):
+        for reader, arrays in prune_neurons.fade(graph, ones, nid, units, 0.0).items():
+            for name, array in arrays.items():
+                if array.ndim >= 2 and not array.all():
+                    zero = (np.moveaxis(array, 1, 0).reshape(array.shape[1], -1) == 0).all(1)
+                    expected.setdefault(f"n{reader}.{name}", set()).update(np.flatnonzero(zero).tolist())
+    got = rules.outgoing_columns(graph, fade)
+    assert got == {k: sorted(v) for k, v in sorted(expected.items()) if v}, f"seed {seed}"
+    assert got, f"seed {seed}: the faded units are read by another layer"

@@ -39,7 +39,7 @@ def _faded(text: str, seed: int, total: int, remove_at: int = 1):  # type: ignor
     rng = np.random.default_rng(seed + 1)
     stats = {g: (rng.random(graph.shape(g)[0]), rng.random(graph.shape(g)[0])) for g in rules.groups(graph)}
     moves, fade = rules.plan_shrink(graph, stats, total, remove_at)
-    outgoing = rules.outgoing_columns(graph, weights, fade)
+    outgoing = rules.outgoing_columns(graph, fade)
     faded = {n: {k: v.copy() for k, v in arrays.items()} for n, arrays in weights.items()}
     for name, cols in outgoing.items():
         node, tensor = name[1:].split(".", 1)
