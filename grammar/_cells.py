@@ -41,18 +41,12 @@ def prune_dead(graph: Graph, keep: Iterable[NodeId]) -> list[NodeId]:
     The reference implementations compute such values (e.g. an unused cell input's
     preprocessing) and throw them away; a genome has exactly one main output, so they go.
     """
-    alive: set[NodeId] = set()
-    todo = list(keep)
-    while todo:
-        nid = todo.pop()
-        if nid not in alive:
-            alive.add(nid)
-            todo.extend(graph.inputs(nid))
-    dead = [nid for nid in graph.order() if nid not in alive]
+    dead = graph.unreachable(keep)
     if dead:
         described = ", ".join(graph.node(nid).describe() for nid in dead[:6])
         left_out = sum(param_count(graph, nid) for nid in dead)
-        kept = sum(param_count(graph, nid) for nid in alive)
+        gone = set(dead)
+        kept = sum(param_count(graph, nid) for nid in graph.order() if nid not in gone)
         # the parameter counts differ here, so say by how much, for this conversion
         log.warning(
             "left out %d node(s) whose values never reach an output, holding %s parameters: %s%s. "

@@ -114,9 +114,8 @@ class Graph:
             inputs[port] = new
             self.set_inputs(user, inputs)
 
-    def remove_unreachable(self, keep: Iterable[NodeId]) -> set[NodeId]:
-        """Remove every node from which none of ``keep`` (the outputs) can be reached; return
-        their ids (candidates a discretisation did not choose, what a removed branch fed)."""
+    def unreachable(self, keep: Iterable[NodeId]) -> list[NodeId]:
+        """The nodes from which none of ``keep`` (the outputs) can be reached, in topological order."""
         alive: set[NodeId] = set()
         todo = list(keep)
         while todo:
@@ -124,8 +123,13 @@ class Graph:
             if nid not in alive:
                 alive.add(nid)
                 todo.extend(self.inputs(nid))
-        dead = [nid for nid in reversed(self.order()) if nid not in alive]
-        for nid in dead:
+        return [nid for nid in self.order() if nid not in alive]
+
+    def remove_unreachable(self, keep: Iterable[NodeId]) -> set[NodeId]:
+        """Remove every node from which none of ``keep`` (the outputs) can be reached; return
+        their ids (candidates a discretisation did not choose, what a removed branch fed)."""
+        dead = self.unreachable(keep)
+        for nid in reversed(dead):
             self.remove(nid)
         return set(dead)
 
